@@ -1,0 +1,18 @@
+# Build an optimised binary.
+build:
+    cargo build --release
+
+# The test suite (the same command CI runs).
+test:
+    cargo test --locked
+
+# Fetch the default embedding model and ONNX Runtime into the cache.
+model:
+    cargo run --release -- model fetch
+
+# Indexing throughput on a real corpus (see benches/).
+bench:
+    cargo bench --bench index
+
+fmt:
+    cargo fmt --all

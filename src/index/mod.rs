@@ -1,0 +1,4 @@
+//! index: the derived search indexes, rebuilt from the store when in doubt.
+
+pub mod text;
+pub mod vector;

@@ -1,0 +1,163 @@
+//! index/vector: which chunks mean something close to this?
+//!
+//! An HNSW graph (the `usearch` crate, cosine metric, f32) over chunk ids. It is derived from
+//! the vectors in redb and can always be rebuilt; a snapshot is saved on clean shutdown with
+//! the store generation it matches, and loaded only when that generation is still current.
+
+use std::path::Path;
+use std::sync::RwLock;
+
+use anyhow::{Context, Result, anyhow};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+const SNAPSHOT: &str = "vectors.usearch";
+const SNAPSHOT_GENERATION: &str = "vectors.generation";
+
+/// A semantic hit: cosine similarity in [-1, 1], higher is closer.
+#[derive(Debug, Clone, Copy)]
+pub struct VectorHit {
+    pub chunk_id: u64,
+    pub similarity: f32,
+}
+
+/// The approximate-nearest-neighbour index. Safe to share: searches take a read lock,
+/// changes a write lock.
+pub struct VectorIndex {
+    index: RwLock<Index>,
+    dims: usize,
+}
+
+fn options(dims: usize) -> IndexOptions {
+    IndexOptions {
+        dimensions: dims,
+        metric: MetricKind::Cos,
+        quantization: ScalarKind::F32,
+        connectivity: 0,
+        expansion_add: 0,
+        expansion_search: 0,
+        multi: false,
+    }
+}
+
+fn usearch_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("vector index: {e}")
+}
+
+impl VectorIndex {
+    /// An empty index of `dims` dimensions.
+    pub fn new(dims: usize) -> Result<Self> {
+        let index = Index::new(&options(dims)).map_err(usearch_err)?;
+        index.reserve(1024).map_err(usearch_err)?;
+        Ok(Self {
+            index: RwLock::new(index),
+            dims,
+        })
+    }
+
+    /// Loads the snapshot in `dir` if it was saved at `generation`; `None` when it is missing
+    /// or stale (then rebuild from the store).
+    pub fn load(dir: &Path, dims: usize, generation: u64) -> Option<Self> {
+        let saved: u64 = std::fs::read_to_string(dir.join(SNAPSHOT_GENERATION))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if saved != generation {
+            return None;
+        }
+        let index = Index::new(&options(dims)).ok()?;
+        index.load(dir.join(SNAPSHOT).to_str()?).ok()?;
+        (index.dimensions() == dims).then(|| Self {
+            index: RwLock::new(index),
+            dims,
+        })
+    }
+
+    /// Saves a snapshot tagged with `generation`. The generation file is removed first and
+    /// written last, so a crash in between leaves a snapshot that is never loaded.
+    pub fn save(&self, dir: &Path, generation: u64) -> Result<()> {
+        let gen_path = dir.join(SNAPSHOT_GENERATION);
+        let _ = std::fs::remove_file(&gen_path);
+        let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
+        let tmp_str = tmp.to_str().context("index path is not UTF-8")?;
+        self.read().save(tmp_str).map_err(usearch_err)?;
+        std::fs::rename(&tmp, dir.join(SNAPSHOT))
+            .with_context(|| format!("{}: cannot save", tmp.display()))?;
+        std::fs::write(&gen_path, generation.to_string())
+            .with_context(|| format!("{}: cannot write", gen_path.display()))?;
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Dimensions of every vector.
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// Number of vectors.
+    pub fn len(&self) -> usize {
+        self.read().size()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds (or replaces) the vector of a chunk.
+    ///
+    /// Errors: wrong dimension count, or the index cannot grow.
+    pub fn add(&self, chunk_id: u64, vector: &[f32]) -> Result<()> {
+        if vector.len() != self.dims {
+            return Err(anyhow!(
+                "vector of {} dims, index has {}",
+                vector.len(),
+                self.dims
+            ));
+        }
+        let index = self.write();
+        if index.contains(chunk_id) {
+            index.remove(chunk_id).map_err(usearch_err)?;
+        }
+        if index.size() + 1 > index.capacity() {
+            let grown = (index.capacity() * 2).max(1024);
+            index.reserve(grown).map_err(usearch_err)?;
+        }
+        index.add(chunk_id, vector).map_err(usearch_err)
+    }
+
+    /// Removes a chunk's vector, if present.
+    pub fn remove(&self, chunk_id: u64) -> Result<()> {
+        self.write().remove(chunk_id).map_err(usearch_err)?;
+        Ok(())
+    }
+
+    /// The `k` nearest chunks to `query` that pass `keep`.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Result<Vec<VectorHit>> {
+        let index = self.read();
+        if index.size() == 0 {
+            return Ok(Vec::new());
+        }
+        let matches = index.filtered_search(query, k, keep).map_err(usearch_err)?;
+        Ok(matches
+            .keys
+            .iter()
+            .zip(matches.distances.iter())
+            .map(|(&chunk_id, &d)| VectorHit {
+                chunk_id,
+                similarity: 1.0 - d,
+            })
+            .collect())
+    }
+}

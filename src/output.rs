@@ -1,0 +1,200 @@
+//! output: how results look on a terminal and in JSON.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::engine::{Progress, ReconcileStats};
+use crate::records::HistoryRow;
+use crate::search::{Hit, Mode};
+use crate::status::StatusSnapshot;
+
+/// An `indicatif` bar on standard error, drawn only when it is a terminal.
+pub struct ProgressBar {
+    bar: indicatif::ProgressBar,
+}
+
+impl ProgressBar {
+    /// A bar for `what` (e.g. "indexing"), counting `unit`s.
+    pub fn new(what: &str, unit: &str) -> Self {
+        let bar = if crate::commands::stderr_is_terminal() {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let template = format!(
+            "{what:>10} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self { bar }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for ProgressBar {
+    fn set_total(&self, files: u64) {
+        self.bar.set_length(files);
+    }
+
+    fn advance(&self, files: u64, chunks: u64) {
+        self.bar.inc(files);
+        if chunks > 0 {
+            let seen = self
+                .bar
+                .message()
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            self.bar.set_message(format!("{} chunks", seen + chunks));
+        }
+    }
+}
+
+/// The end-of-`index` summary.
+pub fn summary(s: &ReconcileStats, embedded: u64, elapsed: Duration) {
+    println!(
+        "files:      {} scanned, {} added, {} modified, {} deleted, {} renamed, {} touched, {} unchanged, {} skipped, {} failed",
+        s.scanned,
+        s.added,
+        s.modified,
+        s.deleted,
+        s.renamed,
+        s.touched,
+        s.unchanged,
+        s.skipped,
+        s.failed
+    );
+    println!(
+        "chunks:     {} added, {} removed",
+        s.chunks_added, s.chunks_removed
+    );
+    println!(
+        "embeddings: {embedded} computed, {} reused",
+        s.embeddings_reused
+    );
+    println!("elapsed:    {:.2} s", elapsed.as_secs_f64());
+}
+
+fn modes(m: &[Mode]) -> String {
+    m.iter()
+        .map(|m| match m {
+            Mode::Text => "text",
+            Mode::Semantic => "semantic",
+            Mode::Hybrid => "hybrid",
+        })
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// Prints hits grep-style (`path:start-end  score  [modes]` then the snippet) or as JSON lines.
+pub fn hits(hits: &[Hit], json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for h in hits {
+        if json {
+            serde_json::to_writer(&mut out, h)?;
+            writeln!(out)?;
+            continue;
+        }
+        writeln!(
+            out,
+            "{}:{}-{}  {:.4}  [{}]",
+            h.path,
+            h.start_line,
+            h.end_line,
+            h.score,
+            modes(&h.modes)
+        )?;
+        for (i, line) in h.snippet.lines().enumerate() {
+            writeln!(out, "{:>6}  {line}", h.snippet_line as usize + i)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Prints the status.
+pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+        return Ok(());
+    }
+    let phase = serde_json::to_value(s.phase)?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    println!(
+        "state:       {phase}{}",
+        if s.pid > 0 {
+            format!(" (pid {})", s.pid)
+        } else {
+            String::new()
+        }
+    );
+    println!("index:       {}", s.index_dir);
+    if !s.roots.is_empty() {
+        println!("roots:       {}", s.roots.join(", "));
+    }
+    println!("model:       {}", s.model.as_deref().unwrap_or("text-only"));
+    println!(
+        "files:       {} indexed, {} skipped, {} failed",
+        s.files_indexed, s.files_skipped, s.files_failed
+    );
+    println!("chunks:      {}", s.chunks);
+    println!(
+        "embeddings:  {} cached, {} computed by this process, {} pending",
+        s.embeddings_cached, s.embeddings_computed, s.embeddings_pending
+    );
+    if s.scan_total > 0 && s.scan_done < s.scan_total {
+        println!("scan:        {}/{} files", s.scan_done, s.scan_total);
+    }
+    if let Some(e) = &s.last_error {
+        println!("last error:  {e}");
+    }
+    Ok(())
+}
+
+/// Prints history rows, newest first.
+pub fn history(rows: &[HistoryRow], json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for r in rows {
+        if json {
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)?;
+            continue;
+        }
+        let time = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_millis(r.time_ms),
+        );
+        let path = match &r.from {
+            Some(from) => format!("{from} -> {}", r.path),
+            None => r.path.clone(),
+        };
+        write!(
+            out,
+            "{time}  {:<8}  {path}  +{} -{}",
+            r.kind.as_str(),
+            r.chunks_added,
+            r.chunks_removed
+        )?;
+        if r.embeddings_computed + r.embeddings_reused > 0 {
+            write!(
+                out,
+                "  (embeddings: {} new, {} reused)",
+                r.embeddings_computed, r.embeddings_reused
+            )?;
+        }
+        if let Some(reason) = &r.reason {
+            write!(out, "  ({reason})")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! embed: what does this text mean, as a vector?
+//!
+//! Wraps `fastembed` with a user-defined all-MiniLM-L6-v2 ONNX model and mean pooling,
+//! on an ONNX Runtime library loaded at run time (`ort` load-dynamic). Vectors have
+//! [`crate::model::MODEL_DIMS`] dimensions and are L2-normalised, so cosine = dot product.
+
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow};
+use fastembed::{
+    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
+
+use crate::model::{MODEL_DIMS, ModelFiles};
+
+/// Chunks per ONNX call. One call keeps every token-level output of its batch alive, so this
+/// bounds memory: ~0.6-1.1 GB at 32 (measured, see shared/notes/offline-embeddings.md).
+pub const EMBED_BATCH: usize = 16;
+
+/// ONNX Runtime can be loaded once per process.
+static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
+
+fn environment(files: &ModelFiles) -> Result<ort::environment::Environment> {
+    ORT_ENV
+        .get_or_init(|| {
+            let builder = ort::init_from(&files.ort_lib).map_err(|e| e.to_string())?;
+            builder
+                .with_name("vigil")
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow!("{}: cannot load ONNX Runtime: {e}", files.ort_lib.display()))
+}
+
+/// A loaded embedding model.
+pub struct Embedder {
+    model: TextEmbedding,
+}
+
+impl Embedder {
+    /// Loads the model (~0.4 s).
+    ///
+    /// Errors: the ONNX Runtime library cannot be loaded (missing, older than 1.24), or the
+    /// model files cannot be read or parsed; the message names the file.
+    pub fn load(files: &ModelFiles) -> Result<Self> {
+        let env = environment(files)?;
+        let read = |name: &str| {
+            let p = files.dir.join(name);
+            std::fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))
+        };
+        let onnx = read("model.onnx")?;
+        let tokenizer_files = TokenizerFiles {
+            tokenizer_file: read("tokenizer.json")?,
+            config_file: read("config.json")?,
+            special_tokens_map_file: read("special_tokens_map.json")?,
+            tokenizer_config_file: read("tokenizer_config.json")?,
+        };
+        let model =
+            UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
+        let options = InitOptionsUserDefined::new()
+            .with_environment(env)
+            .with_max_length(crate::pipeline::chunk::MODEL_MAX_TOKENS);
+        let model = TextEmbedding::try_new_from_user_defined(model, options)
+            .map_err(|e| anyhow!("{}: cannot load the model: {e}", files.onnx().display()))?;
+        Ok(Self { model })
+    }
+
+    /// Embedding dimensions.
+    pub fn dims(&self) -> usize {
+        MODEL_DIMS
+    }
+
+    /// Embeds texts, [`EMBED_BATCH`] at a time; one vector of [`Self::dims`] per text.
+    pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(EMBED_BATCH) {
+            let vectors = self
+                .model
+                .embed(batch, Some(EMBED_BATCH))
+                .map_err(|e| anyhow!("embedding failed: {e}"))?;
+            out.extend(vectors);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,74 @@
+//! status: how is the index doing right now?
+//!
+//! Plain snapshots the engine publishes after every batch; the CLI, the socket server (and
+//! later the dashboard) read them and never touch storage to answer "how are things".
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// What the engine is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Starting,
+    /// Initial (or requested) reconcile of the roots.
+    Scanning,
+    /// Files are indexed by text; embeddings are catching up.
+    Embedding,
+    /// Idle, following changes.
+    Watching,
+    /// Stopped after an error.
+    Error,
+    /// No process is watching this index (answered by opening it directly).
+    Stopped,
+}
+
+/// Counters and state of one index, as of the last applied batch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    pub phase: Phase,
+    pub roots: Vec<String>,
+    pub index_dir: String,
+    /// Model name, or `None` when running text-only.
+    pub model: Option<String>,
+    /// Files with a record, by state.
+    pub files_indexed: u64,
+    pub files_skipped: u64,
+    pub files_failed: u64,
+    /// Chunks in the index.
+    pub chunks: u64,
+    /// Distinct chunk texts with a cached embedding.
+    pub embeddings_cached: u64,
+    /// Embeddings computed by this process.
+    pub embeddings_computed: u64,
+    /// Distinct chunk texts waiting for an embedding.
+    pub embeddings_pending: u64,
+    /// Scan progress of the current reconcile: files done / total.
+    pub scan_done: u64,
+    pub scan_total: u64,
+    /// File-system events received and batches applied by this process.
+    pub events_received: u64,
+    pub batches_applied: u64,
+    /// The last error, if the engine stopped or a batch failed.
+    pub last_error: Option<String>,
+    /// Process id of the process that owns the index.
+    pub pid: u32,
+}
+
+/// A snapshot cell shared between the engine (writer) and readers.
+#[derive(Clone, Default)]
+pub struct StatusCell(Arc<Mutex<StatusSnapshot>>);
+
+impl StatusCell {
+    /// A copy of the current snapshot.
+    pub fn get(&self) -> StatusSnapshot {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Changes the snapshot in place.
+    pub fn update(&self, f: impl FnOnce(&mut StatusSnapshot)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}

@@ -1,0 +1,83 @@
+//! watch: what changed on disk?
+//!
+//! Recursive native watches (inotify on Linux) through `notify`, debounced and settled by
+//! `notify-debouncer-full`, which also pairs the two halves of a rename. The watcher only
+//! produces [`WatchBatch`]es of dirty paths; it never reads files or indexes anything.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, Sender};
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+
+/// Default quiet time before a burst of events is delivered, ms.
+pub const DEFAULT_DEBOUNCE_MS: u64 = 300;
+
+/// One debounced delivery of changes.
+#[derive(Debug, Default)]
+pub struct WatchBatch {
+    /// Paths (files or directories) that may differ from the index.
+    pub paths: Vec<PathBuf>,
+    /// The kernel queue overflowed or the backend asked for a rescan: the roots must be
+    /// reconciled in full.
+    pub rescan: bool,
+    /// Raw events received in this delivery (before debouncing merged them).
+    pub events: u64,
+    /// Watch errors, with their paths.
+    pub errors: Vec<String>,
+}
+
+/// A running watcher; dropping it stops the watches.
+pub struct Watcher {
+    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+}
+
+/// Starts recursive watches on `roots`, delivering batches on the returned channel.
+///
+/// Errors: a root cannot be watched (missing, or the inotify watch limit is reached — the
+/// message then names the sysctl to raise).
+pub fn start(roots: &[PathBuf], debounce: Duration) -> Result<(Watcher, Receiver<WatchBatch>)> {
+    let (tx, rx): (Sender<WatchBatch>, Receiver<WatchBatch>) = crossbeam_channel::unbounded();
+    let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+        let _ = tx.send(to_batch(result));
+    })
+    .context("cannot start the file watcher")?;
+    for root in roots {
+        debouncer.watch(root, RecursiveMode::Recursive).map_err(|e| {
+            let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                " (the inotify watch limit is reached: raise the sysctl fs.inotify.max_user_watches)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("{}: cannot watch: {e}{hint}", root.display())
+        })?;
+    }
+    Ok((
+        Watcher {
+            _debouncer: debouncer,
+        },
+        rx,
+    ))
+}
+
+fn to_batch(result: DebounceEventResult) -> WatchBatch {
+    let mut batch = WatchBatch::default();
+    match result {
+        Ok(events) => {
+            for e in events {
+                batch.events += 1;
+                batch.rescan |= e.event.need_rescan();
+                batch.paths.extend(e.event.paths.iter().cloned());
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                batch.rescan |= matches!(e.kind, notify::ErrorKind::MaxFilesWatch);
+                batch.errors.push(format!("{e} ({:?})", e.paths));
+            }
+        }
+    }
+    batch
+}

@@ -1,0 +1,241 @@
+//! Shared helpers: a temporary tree, an index beside it, and the real `vigil` binary.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vigil"))
+}
+
+/// The real model, fetched once per machine (serialised across test processes by a lock).
+pub fn model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VIGIL_TEST_MODEL_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+    let dir = cache.join("vigil").join("all-MiniLM-L6-v2");
+    fs::create_dir_all(&dir).unwrap();
+    let lock = fs::File::create(dir.with_extension("lock")).unwrap();
+    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+    assert_eq!(
+        unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    if !dir.join("model.onnx").is_file() || !dir.join("tokenizer.json").is_file() {
+        let out = Command::new(bin())
+            .args(["model", "fetch"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "model fetch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir
+}
+
+/// A temporary tree (`root/`) with its own index (`index/`) and XDG directories.
+pub struct Tree {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub index: PathBuf,
+    /// Use the real model (else `--no-embed`).
+    pub embed: bool,
+}
+
+impl Tree {
+    pub fn new(embed: bool) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        let root = root.canonicalize().unwrap();
+        let index = tmp.path().join("index");
+        Self {
+            tmp,
+            root,
+            index,
+            embed,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// A `vigil` command on this tree's index.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.env("VIGIL_INDEX", &self.index)
+            .env("XDG_DATA_HOME", self.tmp.path().join("data"))
+            .env("VIGIL_LOG", "info");
+        if self.embed {
+            c.env("VIGIL_MODEL_DIR", model_dir());
+        } else {
+            c.arg("--no-embed");
+            c.env_remove("VIGIL_MODEL_DIR");
+        }
+        c
+    }
+
+    /// Runs `vigil ARGS`, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "vigil {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// `vigil index ROOT`; returns the summary.
+    pub fn index(&self) -> String {
+        let root = self.root.to_str().unwrap().to_string();
+        self.ok(&["index", &root])
+    }
+
+    /// `vigil search QUERY --json [extra]` → hits.
+    pub fn search(&self, query: &str, extra: &[&str]) -> Vec<Value> {
+        let mut args = vec!["search", query, "--json"];
+        args.extend_from_slice(extra);
+        json_lines(&self.ok(&args))
+    }
+
+    /// Paths of the hits for `query`, relative to the root.
+    pub fn found(&self, query: &str, extra: &[&str]) -> Vec<String> {
+        self.search(query, extra)
+            .iter()
+            .map(|h| self.rel(h["path"].as_str().unwrap()))
+            .collect()
+    }
+
+    pub fn rel(&self, abs: &str) -> String {
+        Path::new(abs)
+            .strip_prefix(&self.root)
+            .map(|p| p.display().to_string())
+            .unwrap_or(abs.to_string())
+    }
+
+    /// `vigil history --json` → rows, newest first.
+    pub fn history(&self) -> Vec<Value> {
+        json_lines(&self.ok(&["history", "--json", "--limit", "1000"]))
+    }
+
+    /// (kind, relative path) of every history row, newest first.
+    pub fn changes(&self) -> Vec<(String, String)> {
+        self.history()
+            .iter()
+            .map(|r| {
+                (
+                    r["kind"].as_str().unwrap().to_string(),
+                    self.rel(r["path"].as_str().unwrap()),
+                )
+            })
+            .collect()
+    }
+
+    /// Makes the tree and index usable by an unprivileged user (for permission tests as root).
+    pub fn open_to_all(&self) {
+        for p in [self.tmp.path(), &self.root] {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
+        }
+    }
+
+    /// Starts `vigil watch ROOT --no-tui` and waits until its initial reconcile is done.
+    pub fn watch(&self) -> Watcher {
+        let log = self.tmp.path().join("watch.log");
+        let root = self.root.to_str().unwrap().to_string();
+        let child = self
+            .cmd()
+            .args(["watch", &root, "--no-tui", "--debounce-ms", "100"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let w = Watcher { child, log };
+        wait_for("the watcher to finish its initial reconcile", || {
+            let out = self.run(&["status", "--json"]);
+            out.status.success()
+                && serde_json::from_slice::<Value>(&out.stdout)
+                    .is_ok_and(|s| matches!(s["phase"].as_str(), Some("watching" | "embedding")))
+        });
+        w
+    }
+}
+
+/// A running `vigil watch`.
+pub struct Watcher {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Watcher {
+    /// Sends SIGTERM and returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        self.log_on_failure(status.success());
+        status
+    }
+
+    pub fn log_on_failure(&self, ok: bool) {
+        if !ok {
+            eprintln!(
+                "--- watch log ---\n{}",
+                fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Polls `cond` every 100 ms for up to 60 s (a generous deadline on a loaded 2-core CI
+/// machine: this waits for an event to be applied, it does not measure speed).
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}

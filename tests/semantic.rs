@@ -1,0 +1,113 @@
+//! Search by meaning with the real all-MiniLM-L6-v2 model and ONNX Runtime.
+
+mod common;
+
+use std::fs;
+
+use common::{Tree, wait_for};
+
+const CAT: &str = "The cat sits on the mat and purrs in the afternoon sun.\n";
+const TAX: &str = "Quarterly tax filing deadline: submit the forms before the end of the month.\n";
+
+#[test]
+fn semantic_search_finds_meaning_not_words_and_the_cache_prevents_re_embedding() {
+    let t = Tree::new(true);
+    t.write("pets.md", CAT);
+    t.write("finance.md", TAX);
+    let summary = t.index();
+    assert!(summary.contains("embeddings: 2 computed"), "{summary}");
+
+    // No word in common with the cat sentence.
+    let hits = t.search("a feline resting on a rug", &["--mode", "semantic"]);
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "pets.md");
+    assert!(hits[0]["score"].as_f64().unwrap() > hits[1]["score"].as_f64().unwrap());
+    assert_eq!(hits[0]["modes"][0], "semantic");
+
+    // Hybrid: found by both rankings, fused.
+    let hits = t.search("tax deadline", &[]);
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "finance.md");
+    let modes: Vec<&str> = hits[0]["modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(modes, vec!["text", "semantic"]);
+
+    // A rename and a copy reuse the cached embeddings.
+    fs::rename(t.path("pets.md"), t.path("animals.md")).unwrap();
+    fs::write(t.path("copy.md"), TAX).unwrap();
+    let summary = t.index();
+    assert!(
+        summary.contains("embeddings: 0 computed, 2 reused"),
+        "{summary}"
+    );
+    let rows = t.history();
+    let renamed = rows
+        .iter()
+        .find(|r| r["kind"] == "renamed")
+        .expect("renamed row");
+    assert_eq!(renamed["embeddings_computed"], 0);
+    assert_eq!(renamed["embeddings_reused"], 1);
+    assert_eq!(
+        t.found(
+            "a feline resting on a rug",
+            &["--mode", "semantic", "--limit", "1"]
+        ),
+        vec!["animals.md"]
+    );
+
+    // Semantic search with a text-only CLI call is an error, not a silent text search.
+    let out = t
+        .cmd()
+        .args(["--no-embed", "search", "cat", "--mode", "semantic"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn every_chunk_fits_the_models_256_token_window() {
+    let model = common::model_dir();
+    let tokenizer = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
+    let chunker = vigil::pipeline::chunk::Chunker::new(Some(tokenizer.clone()));
+    let prose: String = (0..400)
+        .map(|i| format!("Sentence number {i} talks about harbours, lighthouses and the sea. "))
+        .collect();
+    let code: String = (0..120)
+        .map(|i| format!("fn function_{i}(x: u64) -> u64 {{\n    let y = x * {i} + 7;\n    y.rotate_left(3)\n}}\n\n"))
+        .collect();
+    for (name, text) in [
+        ("notes.txt", prose.as_str()),
+        ("lib.rs", code.as_str()),
+        ("doc.md", prose.as_str()),
+    ] {
+        let chunks = chunker.chunk(std::path::Path::new(name), text);
+        assert!(chunks.len() > 3, "{name}: {} chunks", chunks.len());
+        for c in &chunks {
+            let tokens = tokenizer.encode(c.text.as_str(), true).unwrap().len();
+            assert!(
+                tokens <= 256,
+                "{name}: chunk of {tokens} tokens at lines {}-{}",
+                c.start_line,
+                c.end_line
+            );
+            assert_eq!(&text[c.byte_start..c.byte_end], c.text);
+        }
+    }
+}
+
+#[test]
+fn a_watched_file_becomes_searchable_by_meaning() {
+    let t = Tree::new(true);
+    t.write("finance.md", TAX);
+    let w = t.watch();
+    t.write("pets.md", CAT);
+    wait_for("the new file to be embedded", || {
+        t.found(
+            "a feline resting on a rug",
+            &["--mode", "semantic", "--limit", "1"],
+        ) == vec!["pets.md"]
+    });
+    assert!(w.stop().success());
+}

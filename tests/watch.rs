@@ -1,0 +1,111 @@
+//! `vigil watch --no-tui` following real inotify events, queried from other processes.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use common::{Tree, wait_for};
+
+#[test]
+fn a_running_watcher_follows_every_kind_of_change() {
+    let t = Tree::new(false);
+    t.write("notes/start.md", "lantern at the start\n");
+    t.write(".gitignore", "ignored.txt\n");
+    let w = t.watch();
+    // Search and history work from another process while the watcher owns the index.
+    assert_eq!(t.found("lantern", &[]), vec!["notes/start.md"]);
+
+    // create, in a new subdirectory (recursive watch covers it)
+    t.write("fresh/dir/new.txt", "a heron stands in the river\n");
+    wait_for("create", || {
+        t.found("heron", &[]) == vec!["fresh/dir/new.txt"]
+    });
+
+    // modify
+    t.write("fresh/dir/new.txt", "a kingfisher dives\n");
+    wait_for("modify", || {
+        t.found("kingfisher", &[]) == vec!["fresh/dir/new.txt"] && t.found("heron", &[]).is_empty()
+    });
+
+    // rename within a directory, then move across directories
+    fs::rename(t.path("fresh/dir/new.txt"), t.path("fresh/dir/bird.txt")).unwrap();
+    wait_for("rename", || {
+        t.found("kingfisher", &[]) == vec!["fresh/dir/bird.txt"]
+    });
+    fs::rename(t.path("fresh/dir/bird.txt"), t.path("notes/bird.txt")).unwrap();
+    wait_for("move", || {
+        t.found("kingfisher", &[]) == vec!["notes/bird.txt"]
+    });
+
+    // touch without change
+    let later = SystemTime::now() + Duration::from_secs(5);
+    fs::File::options()
+        .write(true)
+        .open(t.path("notes/bird.txt"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    wait_for("touch", || {
+        t.changes().first() == Some(&("touched".into(), "notes/bird.txt".into()))
+    });
+
+    // ignored, binary and unreadable-as-vanished files do not stop anything
+    t.write("ignored.txt", "kingfisher ignored\n");
+    t.write("pic.txt", b"kingfisher\0\0binary");
+    wait_for("binary skipped", || {
+        t.changes()
+            .iter()
+            .any(|c| c == &("skipped".into(), "pic.txt".into()))
+    });
+    assert_eq!(t.found("kingfisher", &[]), vec!["notes/bird.txt"]);
+
+    // delete a file, then a whole directory
+    fs::remove_file(t.path("notes/bird.txt")).unwrap();
+    wait_for("delete", || t.found("kingfisher", &[]).is_empty());
+    fs::remove_dir_all(t.path("notes")).unwrap();
+    wait_for("delete dir", || t.found("lantern", &[]).is_empty());
+
+    let kinds: Vec<String> = t.changes().into_iter().map(|c| c.0).collect();
+    for k in [
+        "created", "modified", "renamed", "touched", "skipped", "deleted",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
+    }
+    assert!(!t.changes().iter().any(|c| c.1 == "ignored.txt"));
+    let status = w.stop();
+    assert!(status.success(), "watch exits 0 on SIGTERM: {status}");
+}
+
+#[test]
+fn a_second_writer_is_refused_while_watch_runs() {
+    let t = Tree::new(false);
+    t.write("a.txt", "buoy\n");
+    let w = t.watch();
+    let out = t.run(&["index", t.root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("running vigil watch") && err.contains("pid"),
+        "{err}"
+    );
+    let status: serde_json::Value = serde_json::from_str(&t.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["files_indexed"], 1);
+    assert!(w.stop().success());
+}
+
+#[test]
+fn changes_made_while_stopped_are_reconciled_on_start() {
+    let t = Tree::new(false);
+    t.write("keep.txt", "anchor\n");
+    t.write("gone.txt", "mooring\n");
+    let w = t.watch();
+    assert!(w.stop().success());
+    fs::remove_file(t.path("gone.txt")).unwrap();
+    t.write("added.txt", "rudder\n");
+    let w = t.watch();
+    assert!(t.found("mooring", &[]).is_empty());
+    assert_eq!(t.found("rudder", &[]), vec!["added.txt"]);
+    assert_eq!(t.found("anchor", &[]), vec!["keep.txt"]);
+    assert!(w.stop().success());
+}
