@@ -152,7 +152,7 @@ pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
         "embeddings:  {} cached, {} computed by this process, {} pending",
         s.embeddings_cached, s.embeddings_computed, s.embeddings_pending
     );
-    if s.scan_total > 0 && s.scan_done < s.scan_total {
+    if s.phase == crate::status::Phase::Scanning {
         println!("scan:        {}/{} files", s.scan_done, s.scan_total);
     }
     if let Some(e) = &s.last_error {

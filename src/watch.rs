@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use notify::RecursiveMode;
+use notify::event::{AccessKind, AccessMode, EventKind, MetadataKind, ModifyKind};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
 /// Default quiet time before a burst of events is delivered, ms.
@@ -62,6 +63,17 @@ pub fn start(roots: &[PathBuf], debounce: Duration) -> Result<(Watcher, Receiver
     ))
 }
 
+/// Whether an event can change what is indexed. Opening or reading a file or directory (as
+/// vigil itself does when it hashes or lists) cannot, and must not trigger work.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        _ => true,
+    }
+}
+
 fn to_batch(result: DebounceEventResult) -> WatchBatch {
     let mut batch = WatchBatch::default();
     match result {
@@ -69,7 +81,9 @@ fn to_batch(result: DebounceEventResult) -> WatchBatch {
             for e in events {
                 batch.events += 1;
                 batch.rescan |= e.event.need_rescan();
-                batch.paths.extend(e.event.paths.iter().cloned());
+                if changes_content(&e.event.kind) {
+                    batch.paths.extend(e.event.paths.iter().cloned());
+                }
             }
         }
         Err(errors) => {

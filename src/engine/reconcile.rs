@@ -261,6 +261,7 @@ impl Engine {
             self.delete_path(&mut last, key, rec);
         }
         self.commit(last, &mut stats)?;
+        self.status.update(|s| s.scan_done = s.scan_total);
         Ok(stats)
     }
 

@@ -177,12 +177,22 @@ impl Tree {
             .spawn()
             .unwrap();
         let w = Watcher { child, log };
-        wait_for("the watcher to finish its initial reconcile", || {
+        let mut last = String::new();
+        let ready = poll(|| {
             let out = self.run(&["status", "--json"]);
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
             out.status.success()
                 && serde_json::from_slice::<Value>(&out.stdout)
                     .is_ok_and(|s| matches!(s["phase"].as_str(), Some("watching" | "embedding")))
         });
+        if !ready {
+            w.log_on_failure(false);
+            panic!("the watcher did not finish its initial reconcile; last status: {last}");
+        }
         w
     }
 }
@@ -229,13 +239,18 @@ pub fn json_lines(s: &str) -> Vec<Value> {
 
 /// Polls `cond` every 100 ms for up to 60 s (a generous deadline on a loaded 2-core CI
 /// machine: this waits for an event to be applied, it does not measure speed).
-pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    assert!(poll(cond), "timed out waiting for {what}");
+}
+
+/// Polls `cond` like [`wait_for`]; returns whether it became true.
+pub fn poll(mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if cond() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("timed out waiting for {what}");
+    false
 }
