@@ -17,7 +17,7 @@ use crate::pipeline::embed::{EMBED_BATCH, Embedder};
 use crate::search::{Mode, SearchRequest, Searcher};
 use crate::server::{self, Backend, Request, Response};
 use crate::status::{Phase, StatusCell};
-use crate::store::Store;
+use crate::store::{InUse, Store};
 use crate::{config, watch};
 
 /// Runs one parsed command line.
@@ -304,19 +304,40 @@ fn signal_channel() -> Result<Receiver<i32>> {
     Ok(rx)
 }
 
+/// How long a query waits for the index: a watcher starting up, or another short command
+/// holding it.
+const QUERY_WAIT: Duration = Duration::from_secs(10);
+
 /// Answers a request through the running watcher, or by opening the index directly.
 fn ask(cli: &Cli, request: Request, needs_model: bool) -> Result<Response> {
     let index_dir = config::index_dir(cli);
-    if let Some(response) = server::ask(&index_dir, &request)? {
-        return Ok(response);
-    }
-    if !config::index_exists(&index_dir) {
-        bail!(
-            "{}: no index here yet; run `vigil index PATH` or `vigil watch PATH` first",
-            index_dir.display()
-        );
-    }
-    let backend = direct_backend(cli, &index_dir, needs_model)?;
+    let deadline = Instant::now() + QUERY_WAIT;
+    let store = loop {
+        if let Some(response) = server::ask(&index_dir, &request)? {
+            return Ok(response);
+        }
+        if !config::index_exists(&index_dir) {
+            bail!(
+                "{}: no index here yet; run `vigil index PATH` or `vigil watch PATH` first",
+                index_dir.display()
+            );
+        }
+        // Held by a process that does not answer (an `index` run, a watcher starting up, or
+        // another query): ask again until the deadline.
+        match Store::open(&index_dir, Duration::ZERO) {
+            Ok(store) => break store,
+            Err(e) if e.is::<InUse>() && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(match crate::engine::owner_of(&index_dir) {
+                    Some(owner) => e.context(format!("held by {owner}")),
+                    None => e,
+                });
+            }
+        }
+    };
+    let backend = direct_backend(cli, &index_dir, Arc::new(store), needs_model)?;
     match backend.answer(&request) {
         Response::Error { message } => bail!("{message}"),
         r => Ok(r),
@@ -324,14 +345,12 @@ fn ask(cli: &Cli, request: Request, needs_model: bool) -> Result<Response> {
 }
 
 /// Read handles on an index no process is watching.
-fn direct_backend(cli: &Cli, index_dir: &Path, needs_model: bool) -> Result<Backend> {
-    let store =
-        Arc::new(
-            Store::open(index_dir).map_err(|e| match crate::engine::owner_of(index_dir) {
-                Some(owner) => e.context(format!("held by {owner}")),
-                None => e,
-            })?,
-        );
+fn direct_backend(
+    cli: &Cli,
+    index_dir: &Path,
+    store: Arc<Store>,
+    needs_model: bool,
+) -> Result<Backend> {
     let text = Arc::new(TextIndex::open(&index_dir.join("text"), false)?);
     let (vectors, model) = if needs_model && !cli.no_embed && store.counts()?.vectors > 0 {
         let generation = store.generation()?;
@@ -345,6 +364,7 @@ fn direct_backend(cli: &Cli, index_dir: &Path, needs_model: bool) -> Result<Back
         (None, None)
     };
     let status = StatusCell::default();
+    let text_docs = text.num_docs();
     let [indexed, skipped, failed] = crate::engine::count_states(&store)?;
     let counts = store.counts()?;
     status.update(|s| {
@@ -354,6 +374,7 @@ fn direct_backend(cli: &Cli, index_dir: &Path, needs_model: bool) -> Result<Back
         s.files_skipped = skipped;
         s.files_failed = failed;
         s.chunks = counts.chunks;
+        s.text_docs = text_docs;
         s.embeddings_cached = counts.vectors;
     });
     let searcher = Searcher::new(store.clone(), text, vectors, model);

@@ -37,8 +37,10 @@ pub struct StatusSnapshot {
     pub files_indexed: u64,
     pub files_skipped: u64,
     pub files_failed: u64,
-    /// Chunks in the index.
+    /// Chunks in the index (store).
     pub chunks: u64,
+    /// Chunk documents in the text index; equals `chunks` when the two agree.
+    pub text_docs: u64,
     /// Distinct chunk texts with a cached embedding.
     pub embeddings_cached: u64,
     /// Embeddings computed by this process.

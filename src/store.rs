@@ -8,6 +8,7 @@
 //! which see a consistent MVCC snapshot and never block the writer.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use redb::{
@@ -48,6 +49,11 @@ pub struct Store {
     db: Database,
 }
 
+/// The index file is held by another process.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: the index is open in another vigil process", .0.display())]
+pub struct InUse(pub std::path::PathBuf);
+
 /// Everything one batch changes, applied in a single redb write transaction.
 #[derive(Default)]
 pub struct StoreBatch {
@@ -83,19 +89,30 @@ fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
 }
 
 impl Store {
-    /// Opens or creates `dir/index.redb`.
+    /// Opens or creates `dir/index.redb`, waiting up to `wait` while another process holds
+    /// it (redb takes an exclusive file lock; short-lived readers release it quickly).
     ///
-    /// Errors: the file is held by another process (see the message), it is not a redb file,
-    /// or its schema version differs from [`SCHEMA_VERSION`].
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Errors: [`InUse`] when still held after `wait`; the file is not a redb file; or its
+    /// schema version differs from [`SCHEMA_VERSION`].
+    pub fn open(dir: &Path, wait: Duration) -> Result<Self> {
         let path = dir.join("index.redb");
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
-                "{}: the index is open in another vigil process (a running `vigil watch` or `vigil index`)",
-                path.display()
-            ),
-            other => anyhow::Error::new(other).context(format!("{}: cannot open", path.display())),
-        })?;
+        if !path.exists() {
+            create_atomically(&path)?;
+        }
+        let deadline = Instant::now() + wait;
+        let db = loop {
+            match Database::create(&path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(InUse(path).into()),
+                Err(other) => {
+                    return Err(anyhow::Error::new(other)
+                        .context(format!("{}: cannot open", path.display())));
+                }
+            }
+        };
         let store = Self { db };
         store.init_schema(&path)?;
         Ok(store)
@@ -370,6 +387,27 @@ impl Store {
             vectors: tx.open_table(VECTORS)?.len()?,
             history: tx.open_table(HISTORY)?.len()?,
         })
+    }
+}
+
+/// Creates a new database beside `path` and links it into place, so a crash during
+/// creation never leaves a half-written `index.redb`.
+fn create_atomically(path: &Path) -> Result<()> {
+    let partial = path.with_extension(format!("redb.partial-{}", std::process::id()));
+    let _ = std::fs::remove_file(&partial);
+    let db = Database::create(&partial)
+        .with_context(|| format!("{}: cannot create", partial.display()))?;
+    let store = Store { db };
+    store.init_schema(&partial)?;
+    drop(store);
+    // A hard link never replaces: if another process created the index meanwhile, keep it.
+    let linked = std::fs::hard_link(&partial, path);
+    let _ = std::fs::remove_file(&partial);
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(e).with_context(|| format!("{}: cannot create", path.display()))
+        }
+        _ => Ok(()),
     }
 }
 

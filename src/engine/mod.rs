@@ -10,6 +10,7 @@ mod reconcile;
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -36,6 +37,10 @@ pub struct EngineConfig {
     /// The model, or `None` to run text-only.
     pub model: Option<ModelFiles>,
 }
+
+/// How long a writer waits for another process (e.g. a `vigil status` reading the index
+/// directly) to release the index.
+const OPEN_WAIT: Duration = Duration::from_secs(10);
 
 /// One chunk text waiting for its embedding.
 pub struct EmbedJob {
@@ -87,7 +92,7 @@ impl Engine {
         let dir = &config.index_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the index directory", dir.display()))?;
-        let store = Store::open(dir).map_err(|e| match owner_of(dir) {
+        let store = Store::open(dir, OPEN_WAIT).map_err(|e| match owner_of(dir) {
             Some(owner) => e.context(format!("held by {owner}")),
             None => e,
         })?;
@@ -279,6 +284,7 @@ impl Engine {
         let [indexed, skipped, failed] = self.file_states;
         let config = &self.config;
         let pending = self.embed_queue.len() as u64;
+        let text_docs = self.text.num_docs();
         self.status.update(|s| {
             s.phase = phase;
             s.roots = config
@@ -292,6 +298,7 @@ impl Engine {
             s.files_skipped = skipped;
             s.files_failed = failed;
             s.chunks = counts.chunks;
+            s.text_docs = text_docs;
             s.embeddings_cached = counts.vectors;
             s.embeddings_pending = pending;
             s.pid = std::process::id();
