@@ -162,41 +162,12 @@ fn the_index_directory_is_never_indexed() {
 
 #[test]
 fn an_unreadable_file_is_recorded_with_its_reason_and_others_proceed() {
-    let t = Tree::new(false);
+    let t = Tree::unprivileged();
     t.write("good.txt", "harbour pilot\n");
     let bad = t.write("bad.txt", "harbour secret\n");
     fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    let root = t.root.to_str().unwrap().to_string();
-    let run_as_nobody = unsafe { libc::geteuid() } == 0;
-    let mut cmd = if run_as_nobody {
-        // Root reads anything: run vigil as an unprivileged user so the permission counts.
-        t.open_to_all();
-        let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(common::bin());
-        c.env("VIGIL_INDEX", &t.index)
-            .env("XDG_DATA_HOME", t.tmp.path().join("data"))
-            .arg("--no-embed");
-        c
-    } else {
-        t.cmd()
-    };
-    let out = cmd.args(["index", &root]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = String::from_utf8_lossy(&out.stdout);
+    let summary = t.index();
     assert!(summary.contains("1 failed"), "{summary}");
-    if run_as_nobody {
-        // Hand the index back to root for the checks below.
-        std::process::Command::new("chown")
-            .args(["-R", "0:0"])
-            .arg(&t.index)
-            .status()
-            .unwrap();
-    }
     assert_eq!(t.found("harbour", &[]), vec!["good.txt"]);
     let row = t
         .history()
@@ -208,6 +179,11 @@ fn an_unreadable_file_is_recorded_with_its_reason_and_others_proceed() {
         row["reason"].as_str().unwrap().contains("ermission denied"),
         "{row}"
     );
+
+    // Readable again: indexed on the next run.
+    fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    t.index();
+    assert_eq!(t.found("harbour", &[]).len(), 2);
 }
 
 #[test]

@@ -109,3 +109,65 @@ fn changes_made_while_stopped_are_reconciled_on_start() {
     assert_eq!(t.found("anchor", &[]), vec!["keep.txt"]);
     assert!(w.stop().success());
 }
+
+#[test]
+fn a_running_watcher_records_oversized_and_unreadable_files_and_goes_on() {
+    let t = Tree::unprivileged();
+    t.write("a.txt", "compass rose\n");
+    let w = t.watch_with(&["--max-file-size", "1K"]);
+    t.write("big.txt", format!("compass {}\n", "x".repeat(2000)));
+    let locked = t.path("locked.txt");
+    fs::write(&locked, "compass locked\n").unwrap();
+    fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    t.write("b.txt", "compass needle\n");
+    wait_for("skip and failure", || {
+        let c = t.changes();
+        c.contains(&("skipped".into(), "big.txt".into()))
+            && c.contains(&("failed".into(), "locked.txt".into()))
+    });
+    wait_for("the readable file", || t.found("compass", &[]).len() == 2);
+    let rows = t.history();
+    let failed = rows.iter().find(|r| r["kind"] == "failed").unwrap();
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ermission denied"),
+        "{failed}"
+    );
+    let skipped = rows.iter().find(|r| r["kind"] == "skipped").unwrap();
+    assert!(
+        skipped["reason"].as_str().unwrap().contains("size limit"),
+        "{skipped}"
+    );
+    let status: serde_json::Value = serde_json::from_str(&t.ok(&["status", "--json"])).unwrap();
+    assert_eq!(
+        (
+            status["files_skipped"].as_u64(),
+            status["files_failed"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(w.stop().success());
+}
+
+#[test]
+fn renaming_a_directory_moves_its_files_as_renames() {
+    let t = Tree::new(false);
+    t.write("old/one.txt", "sextant\n");
+    t.write("old/deep/two.txt", "astrolabe\n");
+    let w = t.watch();
+    fs::rename(t.path("old"), t.path("new")).unwrap();
+    wait_for("the directory rename", || {
+        t.found("sextant", &[]) == vec!["new/one.txt"]
+            && t.found("astrolabe", &[]) == vec!["new/deep/two.txt"]
+    });
+    let renamed: Vec<String> = t
+        .history()
+        .iter()
+        .filter(|r| r["kind"] == "renamed")
+        .map(|r| t.rel(r["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(renamed.len(), 2, "{renamed:?}");
+    assert!(w.stop().success());
+}

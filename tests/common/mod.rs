@@ -51,6 +51,8 @@ pub struct Tree {
     pub index: PathBuf,
     /// Use the real model (else `--no-embed`).
     pub embed: bool,
+    /// Run vigil as an unprivileged user when the tests run as root (permission tests).
+    pub unprivileged: bool,
 }
 
 impl Tree {
@@ -65,7 +67,22 @@ impl Tree {
             root,
             index,
             embed,
+            unprivileged: false,
         }
+    }
+
+    /// A text-only tree whose vigil runs as user `nobody` when the tests run as root, so
+    /// that file permissions apply to it.
+    pub fn unprivileged() -> Self {
+        let mut t = Self::new(false);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            t.unprivileged = true;
+            for p in [t.tmp.path(), &t.root] {
+                fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
+            }
+        }
+        t
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -81,7 +98,14 @@ impl Tree {
 
     /// A `vigil` command on this tree's index.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = if self.unprivileged {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(bin());
+            c
+        } else {
+            Command::new(bin())
+        };
         c.env("VIGIL_INDEX", &self.index)
             .env("XDG_DATA_HOME", self.tmp.path().join("data"))
             .env("VIGIL_LOG", "info");
@@ -157,20 +181,19 @@ impl Tree {
             .collect()
     }
 
-    /// Makes the tree and index usable by an unprivileged user (for permission tests as root).
-    pub fn open_to_all(&self) {
-        for p in [self.tmp.path(), &self.root] {
-            fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
-        }
-    }
-
     /// Starts `vigil watch ROOT --no-tui` and waits until its initial reconcile is done.
     pub fn watch(&self) -> Watcher {
+        self.watch_with(&[])
+    }
+
+    /// Like [`Tree::watch`], with extra arguments to `watch`.
+    pub fn watch_with(&self, extra: &[&str]) -> Watcher {
         let log = self.tmp.path().join("watch.log");
         let root = self.root.to_str().unwrap().to_string();
         let child = self
             .cmd()
             .args(["watch", &root, "--no-tui", "--debounce-ms", "100"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
