@@ -71,10 +71,10 @@ pub fn run(cli: Cli) -> Result<()> {
 fn open_engine(cli: &Cli, scan: &ScanArgs) -> Result<Engine> {
     let index_dir = config::index_dir(cli);
     if let Some(Response::Status(s)) = server::ask(&index_dir, &Request::Status).ok().flatten() {
+        let owner = crate::engine::owner_of(&index_dir).unwrap_or_else(|| format!("pid {}", s.pid));
         bail!(
-            "{}: the index is owned by a running vigil watch (pid {}); it already keeps its roots in step",
-            index_dir.display(),
-            s.pid
+            "{}: the index is owned by a running vigil process ({owner}); it already keeps its roots in step",
+            index_dir.display()
         );
     }
     let roots = config::roots(&scan.paths)?;
@@ -90,6 +90,9 @@ fn open_engine(cli: &Cli, scan: &ScanArgs) -> Result<Engine> {
 fn index(cli: &Cli, scan: &ScanArgs) -> Result<()> {
     let started = Instant::now();
     let mut engine = open_engine(cli, scan)?;
+    // Answer searches and status from other terminals while this (possibly long) run lasts.
+    let _server = server::serve(&config::index_dir(cli), backend(&engine))?;
+    engine.publish(Phase::Scanning);
     let bar = output::ProgressBar::new("indexing", "files");
     let roots = engine.roots().to_vec();
     let stats = engine.reconcile(&roots, &bar)?;
@@ -130,6 +133,15 @@ fn embed_all(engine: &mut Engine) -> Result<u64> {
     Ok(done)
 }
 
+/// What the socket server answers with: read-only handles on the engine's indexes.
+fn backend(engine: &Engine) -> Backend {
+    Backend {
+        searcher: engine.searcher(),
+        store: engine.store(),
+        status: engine.status(),
+    }
+}
+
 fn engine_model(engine: &Engine) -> Result<model::ModelFiles> {
     engine
         .model()
@@ -140,12 +152,7 @@ fn engine_model(engine: &Engine) -> Result<model::ModelFiles> {
 fn watch(cli: &Cli, scan: &ScanArgs, debounce: Duration) -> Result<()> {
     let mut engine = open_engine(cli, scan)?;
     let status = engine.status();
-    let backend = Backend {
-        searcher: engine.searcher(),
-        store: engine.store(),
-        status: status.clone(),
-    };
-    let _server = server::serve(&config::index_dir(cli), backend)?;
+    let _server = server::serve(&config::index_dir(cli), backend(&engine))?;
     let signals = signal_channel()?;
     let roots = engine.roots().to_vec();
     // Watch first, so nothing that changes during the initial reconcile is missed.
@@ -237,6 +244,11 @@ fn apply_changes(
 }
 
 fn log_batch(what: &str, s: &ReconcileStats) {
+    let changed = s.added + s.modified + s.deleted + s.renamed + s.touched + s.skipped + s.failed;
+    if changed == 0 {
+        tracing::debug!(scanned = s.scanned, "{what}: nothing changed");
+        return;
+    }
     tracing::info!(
         created = s.added,
         modified = s.modified,

@@ -90,6 +90,12 @@ impl Scanner {
         }
     }
 
+    /// Whether `path` is the index directory or inside it (never indexed; its own writes
+    /// must not make work).
+    pub fn is_index_path(&self, path: &Path) -> bool {
+        path.starts_with(&self.index_dir)
+    }
+
     /// Largest file indexed, bytes.
     pub fn max_file_size(&self) -> u64 {
         self.max_file_size

@@ -86,7 +86,7 @@ fn a_second_writer_is_refused_while_watch_runs() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("running vigil watch") && err.contains("pid"),
+        err.contains("running vigil process") && err.contains("pid") && err.contains("watch"),
         "{err}"
     );
     let status: serde_json::Value = serde_json::from_str(&t.ok(&["status", "--json"])).unwrap();

@@ -291,7 +291,7 @@ impl Engine {
         }
         let mut admission = Admission::new(&self.scanner);
         let mut items: BTreeMap<Vec<u8>, (Option<Found>, Option<FileRecord>)> = BTreeMap::new();
-        for target in &pruned {
+        for target in pruned.iter().filter(|t| !self.scanner.is_index_path(t)) {
             let Some(root) = self
                 .config
                 .roots
