@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use crossbeam_channel::{Receiver, select};
+use crossbeam_channel::select;
 
 use crate::cli::{Cli, Command, ModelAction, ScanArgs};
-use crate::engine::{Engine, EngineConfig, Progress, ReconcileStats};
+use crate::engine::{Engine, EngineConfig, Progress};
 use crate::index::text::TextIndex;
 use crate::model::{self, MODEL_DIMS, MODEL_NAME};
 use crate::output;
@@ -18,7 +18,7 @@ use crate::search::{Mode, SearchRequest, Searcher};
 use crate::server::{self, Backend, Request, Response};
 use crate::status::{Phase, StatusCell};
 use crate::store::{InUse, Store};
-use crate::{config, watch};
+use crate::{config, service};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -26,9 +26,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index { scan } => index(&cli, scan),
         Command::Watch {
             scan,
-            no_tui: _,
+            no_tui,
             debounce_ms,
-        } => watch(&cli, scan, Duration::from_millis(*debounce_ms)),
+        } => watch(&cli, scan, *no_tui, Duration::from_millis(*debounce_ms)),
         Command::Search {
             query,
             mode,
@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 mode,
                 limit: *limit,
                 path: path.clone(),
+                include_text: false,
             };
             search(&cli, req, *json)
         }
@@ -149,171 +150,34 @@ fn engine_model(engine: &Engine) -> Result<model::ModelFiles> {
         .context("embeddings are enabled only with a model")
 }
 
-fn watch(cli: &Cli, scan: &ScanArgs, debounce: Duration) -> Result<()> {
-    let mut engine = open_engine(cli, scan)?;
-    let status = engine.status();
+/// Whether this command line opens the dashboard: `watch` on a terminal without `--no-tui`.
+pub fn wants_dashboard(cli: &Cli) -> bool {
+    matches!(cli.command, Command::Watch { no_tui, .. } if wants_dashboard_on(no_tui))
+}
+
+fn wants_dashboard_on(no_tui: bool) -> bool {
+    !no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
+fn watch(cli: &Cli, scan: &ScanArgs, no_tui: bool, debounce: Duration) -> Result<()> {
+    let engine = open_engine(cli, scan)?;
     let _server = server::serve(&config::index_dir(cli), backend(&engine))?;
-    let signals = signal_channel()?;
-    let roots = engine.roots().to_vec();
-    // Watch first, so nothing that changes during the initial reconcile is missed.
-    let (_watcher, changes) = watch::start(&roots, debounce)?;
-    tracing::info!(roots = ?roots, "watching; initial reconcile");
-    engine.publish(Phase::Scanning);
-    let stats = engine.reconcile(&roots, &())?;
-    log_batch("initial reconcile", &stats);
-    let embed = EmbedWorker::start(&engine)?;
-    engine.publish(if engine.embeddings_pending() > 0 {
-        Phase::Embedding
+    if wants_dashboard_on(no_tui) {
+        let backend = backend(&engine);
+        let (activity_tx, activity) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
+        let service = service::start(engine, debounce, Some(activity_tx))?;
+        let result = crate::tui::run(backend, activity);
+        let stopped = service.stop();
+        result.and(stopped)
     } else {
-        Phase::Watching
-    });
-    let mut in_flight = false;
-    loop {
-        if let Some(worker) = &embed
-            && !in_flight
-            && engine.embeddings_pending() > 0
-        {
-            let jobs = engine.next_embed_jobs(EMBED_BATCH)?;
-            in_flight = !jobs.is_empty() && worker.jobs.send(jobs).is_ok();
-        }
-        let done = embed
-            .as_ref()
-            .map(|w| w.done.clone())
-            .unwrap_or_else(crossbeam_channel::never);
+        let signals = service::signal_channel()?;
+        let service = service::start(engine, debounce, None)?;
         select! {
-            recv(changes) -> batch => {
-                let Ok(first) = batch else { bail!("the file watcher stopped") };
-                apply_changes(&mut engine, &status, first, &changes, &roots)?;
-            }
-            recv(done) -> result => {
-                in_flight = false;
-                match result {
-                    Ok(Ok(vectors)) => engine.apply_embeddings(vectors)?,
-                    Ok(Err(e)) => tracing::error!("embedding failed: {e:#}"),
-                    Err(_) => bail!("the embedding worker stopped"),
-                }
-            }
-            recv(signals) -> _ => break,
+            recv(signals) -> _ => {}
+            recv(service.finished()) -> _ => {}
         }
+        service.stop()
     }
-    tracing::info!("stopping: saving the vector index");
-    engine.checkpoint()?;
-    Ok(())
-}
-
-/// Applies one watcher delivery (plus any already queued behind it) as one reconcile.
-fn apply_changes(
-    engine: &mut Engine,
-    status: &StatusCell,
-    first: watch::WatchBatch,
-    changes: &Receiver<watch::WatchBatch>,
-    roots: &[std::path::PathBuf],
-) -> Result<()> {
-    let mut paths = first.paths;
-    let mut rescan = first.rescan;
-    let mut events = first.events;
-    for e in first.errors {
-        tracing::warn!("watch error: {e}");
-    }
-    while let Ok(more) = changes.try_recv() {
-        paths.extend(more.paths);
-        rescan |= more.rescan;
-        events += more.events;
-        for e in more.errors {
-            tracing::warn!("watch error: {e}");
-        }
-    }
-    status.update(|s| s.events_received += events);
-    if rescan {
-        tracing::warn!(
-            "the watcher lost events (queue overflow or rescan request): reconciling the roots"
-        );
-        paths = roots.to_vec();
-    }
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let stats = engine.reconcile(&paths, &())?;
-    log_batch("applied batch", &stats);
-    engine.publish(if engine.embeddings_pending() > 0 {
-        Phase::Embedding
-    } else {
-        Phase::Watching
-    });
-    Ok(())
-}
-
-fn log_batch(what: &str, s: &ReconcileStats) {
-    let changed = s.added + s.modified + s.deleted + s.renamed + s.touched + s.skipped + s.failed;
-    if changed == 0 {
-        tracing::debug!(scanned = s.scanned, "{what}: nothing changed");
-        return;
-    }
-    tracing::info!(
-        created = s.added,
-        modified = s.modified,
-        deleted = s.deleted,
-        renamed = s.renamed,
-        touched = s.touched,
-        skipped = s.skipped,
-        failed = s.failed,
-        chunks_added = s.chunks_added,
-        chunks_removed = s.chunks_removed,
-        embeddings_queued = s.embeddings_computed,
-        embeddings_reused = s.embeddings_reused,
-        "{what}"
-    );
-}
-
-type EmbedResult = Result<Vec<([u8; 32], Vec<f32>)>>;
-
-/// The thread that owns the indexing embedder; the engine feeds it one batch at a time.
-struct EmbedWorker {
-    jobs: crossbeam_channel::Sender<Vec<crate::engine::EmbedJob>>,
-    done: Receiver<EmbedResult>,
-}
-
-impl EmbedWorker {
-    fn start(engine: &Engine) -> Result<Option<Self>> {
-        let Some(model) = engine.model().cloned() else {
-            return Ok(None);
-        };
-        let mut embedder = Embedder::load(&model)?;
-        let (jobs, job_rx) = crossbeam_channel::bounded::<Vec<crate::engine::EmbedJob>>(1);
-        let (done_tx, done) = crossbeam_channel::bounded(1);
-        std::thread::Builder::new()
-            .name("vigil-embed".into())
-            .spawn(move || {
-                for batch in job_rx {
-                    let texts: Vec<&str> = batch.iter().map(|j| j.text.as_str()).collect();
-                    let result = embedder
-                        .embed(&texts)
-                        .map(|vectors| batch.iter().map(|j| j.hash).zip(vectors).collect());
-                    if done_tx.send(result).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        Ok(Some(Self { jobs, done }))
-    }
-}
-
-/// A channel that receives SIGINT and SIGTERM.
-fn signal_channel() -> Result<Receiver<i32>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install signal handlers")?;
-    let (tx, rx) = crossbeam_channel::bounded(4);
-    std::thread::Builder::new()
-        .name("vigil-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if tx.send(sig).is_err() {
-                    break;
-                }
-            }
-        })?;
-    Ok(rx)
 }
 
 /// How long a query waits for the index: a watcher starting up, or another short command

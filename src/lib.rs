@@ -14,6 +14,8 @@ pub mod records;
 pub mod scan;
 pub mod search;
 pub mod server;
+pub mod service;
 pub mod status;
 pub mod store;
+pub mod tui;
 pub mod watch;

@@ -4,16 +4,33 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use vigil::cli::{Cli, LogFormat};
 
 fn main() {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,ort=warn,tantivy=warn"));
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // The dashboard owns the terminal: its logs go to INDEX_DIR/vigil.log instead.
+    let log_file = vigil::commands::wants_dashboard(&cli).then(|| {
+        let dir = vigil::config::index_dir(&cli);
+        let _ = std::fs::create_dir_all(&dir);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("vigil.log"))
+    });
+    let color = log_file.is_none()
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    let writer = match log_file {
+        Some(Ok(file)) => BoxMakeWriter::new(std::sync::Mutex::new(file)),
+        Some(Err(_)) => BoxMakeWriter::new(std::io::sink),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(color);
     match cli.log_format {
         LogFormat::Json => logs.json().init(),

@@ -40,6 +40,9 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Glob on the absolute path; a relative glob matches at any depth (`*.rs`, `src/**`).
     pub path: Option<String>,
+    /// Also return each hit's whole chunk text (the dashboard's preview).
+    #[serde(default)]
+    pub include_text: bool,
 }
 
 /// One matching chunk.
@@ -57,6 +60,9 @@ pub struct Hit {
     pub snippet: String,
     /// Line number of the first snippet line.
     pub snippet_line: u32,
+    /// The whole chunk, when the request asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// The answer to a [`SearchRequest`].
@@ -164,6 +170,7 @@ impl Searcher {
                 modes,
                 snippet,
                 snippet_line,
+                text: req.include_text.then(|| text.to_string()),
             });
         }
         Ok(SearchResponse { hits, warnings })

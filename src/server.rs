@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::records::HistoryRow;
+use crate::records::{FileState, HistoryRow, key_display};
 use crate::search::{SearchRequest, SearchResponse, Searcher};
 use crate::status::{StatusCell, StatusSnapshot};
 use crate::store::Store;
@@ -32,7 +32,14 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Request {
     Search(SearchRequest),
     Status,
-    History { path: Option<String>, limit: usize },
+    History {
+        path: Option<String>,
+        limit: usize,
+    },
+    /// Files with a record, optionally only those in one state (e.g. failed).
+    Files {
+        state: Option<FileState>,
+    },
 }
 
 /// The answer.
@@ -42,6 +49,7 @@ pub enum Response {
     Search(SearchResponse),
     Status(StatusSnapshot),
     History { rows: Vec<HistoryRow> },
+    Files { files: Vec<FileEntry> },
     Error { message: String },
 }
 
@@ -64,6 +72,7 @@ impl Backend {
         let result = match request {
             Request::Search(req) => self.searcher.search(req).map(Response::Search),
             Request::Status => Ok(Response::Status(self.status.get())),
+            Request::Files { state } => self.files(*state).map(|files| Response::Files { files }),
             Request::History { path, limit } => self
                 .store
                 .history(path.as_deref().map(str::as_bytes), *limit)
@@ -73,6 +82,34 @@ impl Backend {
             message: format!("{e:#}"),
         })
     }
+}
+
+impl Backend {
+    fn files(&self, state: Option<FileState>) -> Result<Vec<FileEntry>> {
+        Ok(self
+            .store
+            .all_files()?
+            .into_iter()
+            .filter(|(_, r)| state.is_none_or(|s| s == r.state))
+            .map(|(k, r)| FileEntry {
+                path: key_display(&k),
+                state: r.state,
+                reason: r.reason,
+                size: r.size,
+            })
+            .collect())
+    }
+}
+
+/// One file as `Request::Files` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub state: FileState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Bytes.
+    pub size: u64,
 }
 
 /// Removes the socket file when the server stops.

@@ -50,27 +50,61 @@ pub struct StatusSnapshot {
     /// Scan progress of the current reconcile: files done / total.
     pub scan_done: u64,
     pub scan_total: u64,
-    /// File-system events received and batches applied by this process.
+    /// File-system events received (after debouncing merged them) and batches applied by
+    /// this process.
     pub events_received: u64,
     pub batches_applied: u64,
+    /// Directories under inotify watch.
+    pub watches_active: u64,
+    /// Changed paths waiting to be applied.
+    pub queue_depth: u64,
+    /// Files created, modified, deleted, renamed, touched, skipped or failed by this process.
+    pub files_changed: u64,
     /// The last error, if the engine stopped or a batch failed.
     pub last_error: Option<String>,
     /// Process id of the process that owns the index.
     pub pid: u32,
 }
 
-/// A snapshot cell shared between the engine (writer) and readers.
+/// A snapshot cell shared between the engine (writer) and readers. Readers that want to
+/// know when it changes [`StatusCell::subscribe`].
 #[derive(Clone, Default)]
-pub struct StatusCell(Arc<Mutex<StatusSnapshot>>);
+pub struct StatusCell(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    snapshot: Mutex<StatusSnapshot>,
+    subscribers: Mutex<Vec<crossbeam_channel::Sender<()>>>,
+}
 
 impl StatusCell {
     /// A copy of the current snapshot.
     pub fn get(&self) -> StatusSnapshot {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    /// Changes the snapshot in place.
+    /// Changes the snapshot in place and wakes subscribers.
     pub fn update(&self, f: impl FnOnce(&mut StatusSnapshot)) {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        f(&mut self.0.snapshot.lock().unwrap_or_else(|p| p.into_inner()));
+        let subscribers = self.0.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        for s in subscribers.iter() {
+            // Capacity 1: a pending wake-up already covers this change.
+            let _ = s.try_send(());
+        }
+    }
+
+    /// A channel that receives a wake-up (coalesced) after every change.
+    pub fn subscribe(&self) -> crossbeam_channel::Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.0
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
+        rx
     }
 }

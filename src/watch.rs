@@ -33,6 +33,15 @@ pub struct WatchBatch {
 /// A running watcher; dropping it stops the watches.
 pub struct Watcher {
     _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    watches: u64,
+}
+
+impl Watcher {
+    /// Directories under watch when it started (a recursive inotify watch takes one per
+    /// directory, ignored ones included).
+    pub fn watches(&self) -> u64 {
+        self.watches
+    }
 }
 
 /// Starts recursive watches on `roots`, delivering batches on the returned channel.
@@ -55,12 +64,24 @@ pub fn start(roots: &[PathBuf], debounce: Duration) -> Result<(Watcher, Receiver
             anyhow::anyhow!("{}: cannot watch: {e}{hint}", root.display())
         })?;
     }
+    let watches = roots.iter().map(|r| count_dirs(r)).sum();
     Ok((
         Watcher {
             _debouncer: debouncer,
+            watches,
         },
         rx,
     ))
+}
+
+fn count_dirs(root: &std::path::Path) -> u64 {
+    ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .follow_links(false)
+        .build()
+        .flatten()
+        .filter(|e| e.file_type().is_some_and(|t| t.is_dir()))
+        .count() as u64
 }
 
 /// Whether an event can change what is indexed. Opening or reading a file or directory (as

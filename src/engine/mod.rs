@@ -63,6 +63,8 @@ pub struct Engine {
     status: StatusCell,
     /// Files per state: indexed, skipped, failed (indexed by `FileState as usize`).
     file_states: [u64; 3],
+    /// Where applied changes are also sent (the dashboard's activity log).
+    activity: Option<crossbeam_channel::Sender<crate::records::HistoryRow>>,
     _pid_file: PidFile,
 }
 
@@ -129,6 +131,7 @@ impl Engine {
             embed_queued: HashSet::new(),
             status: StatusCell::default(),
             file_states: [0; 3],
+            activity: None,
             _pid_file: pid_file,
             config,
         };
@@ -201,6 +204,11 @@ impl Engine {
         if self.embed_queued.insert(hash) {
             self.embed_queue.push_back(hash);
         }
+    }
+
+    /// Also sends every applied change to `tx`; rows are dropped when the receiver lags.
+    pub fn set_activity(&mut self, tx: crossbeam_channel::Sender<crate::records::HistoryRow>) {
+        self.activity = Some(tx);
     }
 
     /// The model, when embeddings are enabled.

@@ -555,7 +555,12 @@ impl Engine {
         for r in &batch.store.history {
             stats.count(r);
             log_change(r);
+            if let Some(tx) = &self.activity {
+                let _ = tx.try_send(r.clone());
+            }
         }
+        let changed = batch.store.history.len() as u64;
+        self.status.update(|s| s.files_changed += changed);
         for (count, delta) in self.file_states.iter_mut().zip(batch.states) {
             *count = count.saturating_add_signed(delta);
         }
