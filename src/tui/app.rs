@@ -72,8 +72,10 @@ impl Rate {
         self.samples.iter().any(|&s| s > 0)
     }
 
-    pub fn latest(&self) -> u64 {
-        self.samples.back().copied().unwrap_or(0)
+    /// Mean of the last `n` samples (per second), smoothing batchy work such as embedding.
+    pub fn recent(&self, n: usize) -> f64 {
+        let take = self.samples.len().min(n).max(1);
+        self.samples.iter().rev().take(take).sum::<u64>() as f64 / take as f64
     }
 }
 

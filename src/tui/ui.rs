@@ -162,17 +162,15 @@ fn draw_header(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             } else {
                 s.scan_done as f64 / s.scan_total as f64
             };
-            let rate = app.files_rate.latest();
-            let eta = if rate > 0 {
-                format!(
-                    "{} s",
-                    s.scan_total.saturating_sub(s.scan_done) / rate.max(1)
-                )
+            let rate = app.files_rate.recent(10);
+            let left = s.scan_total.saturating_sub(s.scan_done) as f64;
+            let eta = if rate > 0.0 {
+                format!("{:.0} s", left / rate)
             } else {
                 "-".into()
             };
             let label = format!(
-                "{}/{} files  {rate} files/s  ETA {eta}",
+                "{}/{} files  {rate:.0} files/s  ETA {eta}",
                 s.scan_done, s.scan_total
             );
             frame.render_widget(
@@ -251,7 +249,7 @@ fn draw_rates(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     .split(inner);
     let series = [("files", &app.files_rate), ("embedded", &app.embed_rate)];
     for (i, (name, rate)) in series.iter().enumerate() {
-        let label = format!("{name} {}/s", rate.latest());
+        let label = format!("{name} {:.1}/s (10 s mean)", rate.recent(10));
         frame.render_widget(
             Paragraph::new(Span::styled(label, theme.dim())),
             rows[i * 2],
