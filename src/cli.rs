@@ -66,6 +66,12 @@ pub enum Command {
         /// Quiet time before a burst of file events is applied, in milliseconds
         #[arg(long, value_name = "MS", default_value_t = crate::watch::DEFAULT_DEBOUNCE_MS)]
         debounce_ms: u64,
+        /// Also serve the HTTP API on this TCP address (loopback only, e.g. 127.0.0.1:7878)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Allow a non-loopback --listen address; requests then need VIGIL_API_TOKEN
+        #[arg(long, requires = "listen")]
+        listen_public: bool,
     },
     /// Search the index
     Search {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use crossbeam_channel::select;
 
+use crate::api::http::{self, ListenConfig};
+use crate::api::{Backend, Request, Response, client};
 use crate::cli::{Cli, Command, ModelAction, ScanArgs};
 use crate::engine::{Engine, EngineConfig, Progress};
 use crate::index::text::TextIndex;
@@ -15,7 +17,6 @@ use crate::model::{self, MODEL_DIMS, MODEL_NAME};
 use crate::output;
 use crate::pipeline::embed::{EMBED_BATCH, Embedder};
 use crate::search::{Mode, SearchRequest, Searcher};
-use crate::server::{self, Backend, Request, Response};
 use crate::status::{Phase, StatusCell};
 use crate::store::{InUse, Store};
 use crate::{config, service};
@@ -28,7 +29,22 @@ pub fn run(cli: Cli) -> Result<()> {
             scan,
             no_tui,
             debounce_ms,
-        } => watch(&cli, scan, *no_tui, Duration::from_millis(*debounce_ms)),
+            listen,
+            listen_public,
+        } => {
+            let listen = ListenConfig {
+                tcp: *listen,
+                public: *listen_public,
+                token: std::env::var("VIGIL_API_TOKEN").ok(),
+            };
+            watch(
+                &cli,
+                scan,
+                *no_tui,
+                Duration::from_millis(*debounce_ms),
+                &listen,
+            )
+        }
         Command::Search {
             query,
             mode,
@@ -71,7 +87,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn open_engine(cli: &Cli, scan: &ScanArgs) -> Result<Engine> {
     let index_dir = config::index_dir(cli);
-    if let Some(Response::Status(s)) = server::ask(&index_dir, &Request::Status).ok().flatten() {
+    if let Some(Response::Status(s)) = client::ask(&index_dir, &Request::Status).ok().flatten() {
         let owner = crate::engine::owner_of(&index_dir).unwrap_or_else(|| format!("pid {}", s.pid));
         bail!(
             "{}: the index is owned by a running vigil process ({owner}); it already keeps its roots in step",
@@ -92,7 +108,12 @@ fn index(cli: &Cli, scan: &ScanArgs) -> Result<()> {
     let started = Instant::now();
     let mut engine = open_engine(cli, scan)?;
     // Answer searches and status from other terminals while this (possibly long) run lasts.
-    let _server = server::serve(&config::index_dir(cli), backend(&engine))?;
+    let _api = http::serve(
+        &config::index_dir(cli),
+        backend(&engine),
+        engine.metrics(),
+        &ListenConfig::default(),
+    )?;
     engine.publish(Phase::Scanning);
     let bar = output::ProgressBar::new("indexing", "files");
     let roots = engine.roots().to_vec();
@@ -159,9 +180,30 @@ fn wants_dashboard_on(no_tui: bool) -> bool {
     !no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
-fn watch(cli: &Cli, scan: &ScanArgs, no_tui: bool, debounce: Duration) -> Result<()> {
-    let engine = open_engine(cli, scan)?;
-    let _server = server::serve(&config::index_dir(cli), backend(&engine))?;
+fn watch(
+    cli: &Cli,
+    scan: &ScanArgs,
+    no_tui: bool,
+    debounce: Duration,
+    listen: &ListenConfig,
+) -> Result<()> {
+    listen.validate()?;
+    let mut engine = open_engine(cli, scan)?;
+    let api = http::serve(
+        &config::index_dir(cli),
+        backend(&engine),
+        engine.metrics(),
+        listen,
+    )?;
+    if let Some(addr) = api.tcp {
+        tracing::info!(
+            "HTTP API on http://{addr} and {}",
+            crate::api::socket_path(&config::index_dir(cli)).display()
+        );
+    }
+    let (api_tx, api_rows) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
+    engine.add_activity(api_tx);
+    http::bridge(api.events(), api_rows, engine.status())?;
     if wants_dashboard_on(no_tui) {
         let backend = backend(&engine);
         let (activity_tx, activity) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
@@ -189,7 +231,7 @@ fn ask(cli: &Cli, request: Request, needs_model: bool) -> Result<Response> {
     let index_dir = config::index_dir(cli);
     let deadline = Instant::now() + QUERY_WAIT;
     let store = loop {
-        if let Some(response) = server::ask(&index_dir, &request)? {
+        if let Some(response) = client::ask(&index_dir, &request)? {
             return Ok(response);
         }
         if !config::index_exists(&index_dir) {

@@ -53,7 +53,7 @@ pub fn start(
     let watches = watcher.watches();
     engine.status().update(|s| s.watches_active = watches);
     if let Some(tx) = activity {
-        engine.set_activity(tx);
+        engine.add_activity(tx);
     }
     let (stop, stop_rx) = crossbeam_channel::bounded(1);
     let (finished_tx, finished) = crossbeam_channel::bounded::<()>(0);
@@ -90,6 +90,7 @@ fn run(
     engine.publish(Phase::Scanning);
     let stats = engine.reconcile(&roots, &())?;
     log_batch("initial reconcile", &stats);
+    engine.set_live();
     let embed = EmbedWorker::start(engine)?;
     engine.publish(settled(engine));
     let mut in_flight = false;
@@ -114,7 +115,10 @@ fn run(
                 in_flight = false;
                 match result {
                     Ok(Ok(vectors)) => engine.apply_embeddings(vectors)?,
-                    Ok(Err(e)) => tracing::error!("embedding failed: {e:#}"),
+                    Ok(Err(e)) => {
+                        tracing::error!("embedding failed: {e:#}");
+                        engine.metrics().error("embed");
+                    }
                     Err(_) => bail!("the embedding worker stopped"),
                 }
             }
@@ -140,14 +144,20 @@ fn apply_changes(
     changes: &Receiver<watch::WatchBatch>,
     roots: &[std::path::PathBuf],
 ) -> Result<()> {
+    let metrics = engine.metrics();
     let mut paths = first.paths;
+    metrics.debounced_batches.inc();
+    first.kinds.iter().for_each(|k| metrics.event(k));
     let mut rescan = first.rescan;
     let mut events = first.events;
     for e in first.errors {
         tracing::warn!("watch error: {e}");
+        metrics.error("watch");
     }
     while let Ok(more) = changes.try_recv() {
         paths.extend(more.paths);
+        metrics.debounced_batches.inc();
+        more.kinds.iter().for_each(|k| metrics.event(k));
         rescan |= more.rescan;
         events += more.events;
         for e in more.errors {
@@ -212,6 +222,7 @@ impl EmbedWorker {
             return Ok(None);
         };
         let mut embedder = Embedder::load(&model)?;
+        let metrics = engine.metrics();
         let (jobs, job_rx) = crossbeam_channel::bounded::<Vec<crate::engine::EmbedJob>>(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
         std::thread::Builder::new()
@@ -219,9 +230,11 @@ impl EmbedWorker {
             .spawn(move || {
                 for batch in job_rx {
                     let texts: Vec<&str> = batch.iter().map(|j| j.text.as_str()).collect();
+                    let started = std::time::Instant::now();
                     let result = embedder
                         .embed(&texts)
                         .map(|vectors| batch.iter().map(|j| j.hash).zip(vectors).collect());
+                    crate::metrics::Metrics::time(&metrics.embed_seconds, started.elapsed());
                     if done_tx.send(result).is_err() {
                         break;
                     }

@@ -29,6 +29,8 @@ pub enum Phase {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StatusSnapshot {
     pub phase: Phase,
+    /// The initial reconcile is done (what `/readyz` reports).
+    pub ready: bool,
     pub roots: Vec<String>,
     pub index_dir: String,
     /// Model name, or `None` when running text-only.

@@ -24,8 +24,10 @@ pub struct WatchBatch {
     /// The kernel queue overflowed or the backend asked for a rescan: the roots must be
     /// reconciled in full.
     pub rescan: bool,
-    /// Raw events received in this delivery (before debouncing merged them).
+    /// Events in this delivery (after debouncing merged them).
     pub events: u64,
+    /// The kind of each event: create, modify, remove, rename, access, other, rescan.
+    pub kinds: Vec<&'static str>,
     /// Watch errors, with their paths.
     pub errors: Vec<String>,
 }
@@ -74,6 +76,20 @@ pub fn start(roots: &[PathBuf], debounce: Duration) -> Result<(Watcher, Receiver
     ))
 }
 
+fn kind_name(event: &notify::Event) -> &'static str {
+    if event.need_rescan() {
+        return "rescan";
+    }
+    match event.kind {
+        EventKind::Create(_) => "create",
+        EventKind::Modify(ModifyKind::Name(_)) => "rename",
+        EventKind::Modify(_) => "modify",
+        EventKind::Remove(_) => "remove",
+        EventKind::Access(_) => "access",
+        _ => "other",
+    }
+}
+
 fn count_dirs(root: &std::path::Path) -> u64 {
     ignore::WalkBuilder::new(root)
         .standard_filters(false)
@@ -101,6 +117,7 @@ fn to_batch(result: DebounceEventResult) -> WatchBatch {
         Ok(events) => {
             for e in events {
                 batch.events += 1;
+                batch.kinds.push(kind_name(&e.event));
                 batch.rescan |= e.event.need_rescan();
                 if changes_content(&e.event.kind) {
                     batch.paths.extend(e.event.paths.iter().cloned());

@@ -18,6 +18,7 @@ pub use reconcile::{Progress, ReconcileStats};
 
 use crate::index::text::TextIndex;
 use crate::index::vector::VectorIndex;
+use crate::metrics::Metrics;
 use crate::model::{MODEL_DIMS, MODEL_NAME, ModelFiles};
 use crate::pipeline::chunk::Chunker;
 use crate::records::key_display;
@@ -63,8 +64,13 @@ pub struct Engine {
     status: StatusCell,
     /// Files per state: indexed, skipped, failed (indexed by `FileState as usize`).
     file_states: [u64; 3],
+    /// Shared Prometheus metrics.
+    metrics: Arc<Metrics>,
+    /// Set once the initial reconcile is done: changes are then live edits, and their
+    /// save-to-searchable latency is measured.
+    live: bool,
     /// Where applied changes are also sent (the dashboard's activity log).
-    activity: Option<crossbeam_channel::Sender<crate::records::HistoryRow>>,
+    activity: Vec<crossbeam_channel::Sender<crate::records::HistoryRow>>,
     _pid_file: PidFile,
 }
 
@@ -131,7 +137,9 @@ impl Engine {
             embed_queued: HashSet::new(),
             status: StatusCell::default(),
             file_states: [0; 3],
-            activity: None,
+            metrics: Arc::new(Metrics::new()),
+            live: false,
+            activity: Vec::new(),
             _pid_file: pid_file,
             config,
         };
@@ -206,9 +214,20 @@ impl Engine {
         }
     }
 
+    /// The metrics this engine records into.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Marks the initial reconcile as done: from now on changes are live edits.
+    pub fn set_live(&mut self) {
+        self.live = true;
+        self.status.update(|s| s.ready = true);
+    }
+
     /// Also sends every applied change to `tx`; rows are dropped when the receiver lags.
-    pub fn set_activity(&mut self, tx: crossbeam_channel::Sender<crate::records::HistoryRow>) {
-        self.activity = Some(tx);
+    pub fn add_activity(&mut self, tx: crossbeam_channel::Sender<crate::records::HistoryRow>) {
+        self.activity.push(tx);
     }
 
     /// The model, when embeddings are enabled.
@@ -264,6 +283,7 @@ impl Engine {
             }
         }
         let n = vectors.len() as u64;
+        self.metrics.embeddings_computed.inc_by(n);
         self.status.update(|s| s.embeddings_computed += n);
         self.publish(if self.embed_queue.is_empty() {
             Phase::Watching
@@ -293,6 +313,8 @@ impl Engine {
         let config = &self.config;
         let pending = self.embed_queue.len() as u64;
         let text_docs = self.text.num_docs();
+        self.metrics.files.set(indexed as i64);
+        self.metrics.chunks.set(counts.chunks as i64);
         self.status.update(|s| {
             s.phase = phase;
             s.roots = config

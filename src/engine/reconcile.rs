@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Result;
 use rayon::prelude::*;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use super::Engine;
 use crate::index::text::TextDoc;
+use crate::metrics::Metrics;
 use crate::pipeline::chunk::Chunk;
 use crate::pipeline::hash::{ReadError, read_file};
 use crate::records::{
@@ -113,6 +115,8 @@ struct Batch {
     removed: Vec<u64>,
     /// Change in the number of files per state (indexed, skipped, failed).
     states: [i64; 3],
+    /// Modification times (ns) of the files whose new content this batch makes searchable.
+    fresh_mtimes: Vec<i128>,
 }
 
 impl Batch {
@@ -236,10 +240,11 @@ impl Engine {
         for slice in to_read.chunks(SLICE) {
             let chunker = self.chunker.clone();
             let limit = self.scanner.max_file_size();
+            let metrics = self.metrics.clone();
             let outcomes: Vec<Outcome> = slice
                 .par_iter()
                 .map(|f| {
-                    let outcome = read_outcome(&chunker, &f.path, limit);
+                    let outcome = read_outcome(&chunker, &f.path, limit, &metrics);
                     let chunks = match &outcome {
                         Outcome::Content { chunks, .. } => chunks.len() as u64,
                         _ => 0,
@@ -512,6 +517,7 @@ impl Engine {
             (None, Some(_)) => ChangeKind::Modified,
         };
         let added = chunks.len() as u32;
+        batch.fresh_mtimes.push(file.mtime_ns);
         batch.store.history.push(row(
             &key,
             from.as_deref(),
@@ -532,6 +538,7 @@ impl Engine {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         batch.text_paths.sort();
         batch.text_paths.dedup();
         batch.store.next_chunk_id = self.next_chunk_id;
@@ -552,10 +559,22 @@ impl Engine {
                 }
             }
         }
+        Metrics::time(&self.metrics.commit_seconds, started.elapsed());
+        if self.live {
+            let now_ns = now_ms() as i128 * 1_000_000;
+            for mtime in &batch.fresh_mtimes {
+                let secs = (now_ns - mtime).max(0) as f64 / 1e9;
+                self.metrics.save_to_searchable_seconds.observe(secs);
+            }
+        }
         for r in &batch.store.history {
+            self.metrics.change(r.kind.as_str());
+            self.metrics
+                .embeddings_reused
+                .inc_by(r.embeddings_reused as u64);
             stats.count(r);
             log_change(r);
-            if let Some(tx) = &self.activity {
+            for tx in &self.activity {
                 let _ = tx.try_send(r.clone());
             }
         }
@@ -583,10 +602,20 @@ impl Engine {
     }
 }
 
-fn read_outcome(chunker: &crate::pipeline::chunk::Chunker, path: &Path, limit: u64) -> Outcome {
-    match read_file(path, limit) {
+fn read_outcome(
+    chunker: &crate::pipeline::chunk::Chunker,
+    path: &Path,
+    limit: u64,
+    metrics: &Metrics,
+) -> Outcome {
+    let started = Instant::now();
+    let read = read_file(path, limit);
+    Metrics::time(&metrics.hash_seconds, started.elapsed());
+    match read {
         Ok(content) => {
+            let started = Instant::now();
             let chunks = chunker.chunk(path, &content.text);
+            Metrics::time(&metrics.chunk_seconds, started.elapsed());
             Outcome::Content {
                 hash: content.hash,
                 size: content.size,
@@ -601,9 +630,12 @@ fn read_outcome(chunker: &crate::pipeline::chunk::Chunker, path: &Path, limit: u
             reason: e.to_string(),
             hash: None,
         },
-        Err(ReadError::Io(e)) => Outcome::Failed {
-            reason: e.to_string(),
-        },
+        Err(ReadError::Io(e)) => {
+            metrics.error("read");
+            Outcome::Failed {
+                reason: e.to_string(),
+            }
+        }
     }
 }
 

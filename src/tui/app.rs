@@ -3,9 +3,9 @@
 
 use std::collections::VecDeque;
 
+use crate::api::FileEntry;
 use crate::records::HistoryRow;
 use crate::search::{Hit, Mode, SearchRequest};
-use crate::server::FileEntry;
 use crate::status::StatusSnapshot;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};

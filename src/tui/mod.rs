@@ -17,8 +17,8 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, select};
 use ratatui::crossterm::event::{self, Event};
 
+use crate::api::{Backend, Request, Response};
 use crate::records::{FileState, HistoryRow};
-use crate::server::{Backend, Request, Response};
 use app::{Action, App};
 
 /// Capacity of the engine → dashboard activity channel; rows beyond it are dropped (the log
@@ -36,7 +36,7 @@ enum Answer {
         query: String,
         result: Result<Vec<crate::search::Hit>, String>,
     },
-    Failures(Result<Vec<crate::server::FileEntry>, String>),
+    Failures(Result<Vec<crate::api::FileEntry>, String>),
 }
 
 /// Runs the dashboard until the user quits. The terminal is restored on return and on panic.

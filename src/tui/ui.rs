@@ -560,9 +560,9 @@ mod tests {
 
     use super::super::app::Action;
     use super::*;
+    use crate::api::FileEntry;
     use crate::records::FileState;
     use crate::search::Hit;
-    use crate::server::FileEntry;
     use crate::status::StatusSnapshot;
 
     /// 12:00:00 UTC on a fixed day, so snapshots do not depend on the clock.
@@ -571,6 +571,7 @@ mod tests {
     fn status(phase: Phase) -> StatusSnapshot {
         StatusSnapshot {
             phase,
+            ready: true,
             roots: vec!["/home/ada/notes".into()],
             index_dir: "/home/ada/.local/share/vigil/index".into(),
             model: Some("all-MiniLM-L6-v2".into()),

@@ -1,0 +1,106 @@
+//! api: how does another process (or the dashboard) ask the index?
+//!
+//! [`Backend`] answers [`Request`]s with read-only handles; it serves the dashboard's query
+//! worker, the CLI when no process owns the index, and the HTTP API (`http.rs`) that a
+//! running `vigil watch` or `vigil index` offers on `INDEX_DIR/vigil.sock` and optionally on
+//! TCP. `client.rs` is the CLI's side of that socket.
+
+pub mod client;
+pub mod http;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::records::{FileState, HistoryRow, key_display};
+use crate::search::{SearchRequest, SearchResponse, Searcher};
+use crate::status::{StatusCell, StatusSnapshot};
+use crate::store::Store;
+
+/// A question to the index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Request {
+    Search(SearchRequest),
+    Status,
+    History {
+        path: Option<String>,
+        limit: usize,
+    },
+    /// Files with a record, optionally only those in one state (e.g. failed).
+    Files {
+        state: Option<FileState>,
+    },
+}
+
+/// The answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Response {
+    Search(SearchResponse),
+    Status(StatusSnapshot),
+    History { rows: Vec<HistoryRow> },
+    Files { files: Vec<FileEntry> },
+    Error { message: String },
+}
+
+/// The socket path of an index directory.
+pub fn socket_path(index_dir: &Path) -> PathBuf {
+    index_dir.join("vigil.sock")
+}
+
+/// What the server needs to answer.
+#[derive(Clone)]
+pub struct Backend {
+    pub searcher: Searcher,
+    pub store: Arc<Store>,
+    pub status: StatusCell,
+}
+
+impl Backend {
+    /// Answers one request (also used directly by the CLI when no watcher runs).
+    pub fn answer(&self, request: &Request) -> Response {
+        let result = match request {
+            Request::Search(req) => self.searcher.search(req).map(Response::Search),
+            Request::Status => Ok(Response::Status(self.status.get())),
+            Request::Files { state } => self.files(*state).map(|files| Response::Files { files }),
+            Request::History { path, limit } => self
+                .store
+                .history(path.as_deref().map(str::as_bytes), *limit)
+                .map(|rows| Response::History { rows }),
+        };
+        result.unwrap_or_else(|e| Response::Error {
+            message: format!("{e:#}"),
+        })
+    }
+}
+
+impl Backend {
+    fn files(&self, state: Option<FileState>) -> Result<Vec<FileEntry>> {
+        Ok(self
+            .store
+            .all_files()?
+            .into_iter()
+            .filter(|(_, r)| state.is_none_or(|s| s == r.state))
+            .map(|(k, r)| FileEntry {
+                path: key_display(&k),
+                state: r.state,
+                reason: r.reason,
+                size: r.size,
+            })
+            .collect())
+    }
+}
+
+/// One file as `Request::Files` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub state: FileState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Bytes.
+    pub size: u64,
+}
