@@ -22,6 +22,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "VIGIL_MODEL_DIR", value_name = "DIR")]
     pub model_dir: Option<PathBuf>,
 
+    /// Configuration file [default: $XDG_CONFIG_HOME/vigil/config.toml if it exists]
+    #[arg(long, global = true, env = "VIGIL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Log format of headless runs
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -40,13 +44,13 @@ pub enum LogFormat {
 /// Scan options shared by `index` and `watch`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScanArgs {
-    /// Directories to index
-    #[arg(required = true, value_name = "PATH")]
+    /// Directories to index [default: the roots of the configuration file]
+    #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Skip files larger than this many bytes (suffixes K, M, G: powers of 1024)
-    #[arg(long, value_name = "BYTES", default_value = "10M", value_parser = parse_size)]
-    pub max_file_size: u64,
+    /// Skip files larger than this many bytes (suffixes K, M, G: powers of 1024) [default: 10M]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,9 +67,9 @@ pub enum Command {
         /// Run headless: log one line per applied batch instead of drawing a dashboard
         #[arg(long)]
         no_tui: bool,
-        /// Quiet time before a burst of file events is applied, in milliseconds
-        #[arg(long, value_name = "MS", default_value_t = crate::watch::DEFAULT_DEBOUNCE_MS)]
-        debounce_ms: u64,
+        /// Quiet time before a burst of file events is applied, in milliseconds [default: 300]
+        #[arg(long, value_name = "MS")]
+        debounce_ms: Option<u64>,
         /// Also serve the HTTP API on this TCP address (loopback only, e.g. 127.0.0.1:7878)
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
@@ -107,10 +111,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check configuration files
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Provision the embedding model
     Model {
         #[command(subcommand)]
         action: ModelAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate a configuration file: exit 0 and print the merged settings, or exit 1 with
+    /// the reason
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 

@@ -10,7 +10,8 @@ use crossbeam_channel::select;
 
 use crate::api::http::{self, ListenConfig};
 use crate::api::{Backend, Request, Response, client};
-use crate::cli::{Cli, Command, ModelAction, ScanArgs};
+use crate::cli::{Cli, Command, ConfigAction, ModelAction};
+use crate::config::{ConfigFile, Overrides, Settings};
 use crate::engine::{Engine, EngineConfig, Progress};
 use crate::index::text::TextIndex;
 use crate::model::{self, MODEL_DIMS, MODEL_NAME};
@@ -24,7 +25,14 @@ use crate::{config, service};
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Index { scan } => index(&cli, scan),
+        Command::Index { scan } => {
+            let flags = Overrides {
+                paths: scan.paths.clone(),
+                max_file_size: scan.max_file_size,
+                ..Default::default()
+            };
+            index(&cli, &flags)
+        }
         Command::Watch {
             scan,
             no_tui,
@@ -32,18 +40,23 @@ pub fn run(cli: Cli) -> Result<()> {
             listen,
             listen_public,
         } => {
-            let listen = ListenConfig {
-                tcp: *listen,
-                public: *listen_public,
-                token: std::env::var("VIGIL_API_TOKEN").ok(),
+            let flags = Overrides {
+                paths: scan.paths.clone(),
+                max_file_size: scan.max_file_size,
+                debounce_ms: *debounce_ms,
+                listen: *listen,
+                listen_public: *listen_public,
             };
-            watch(
-                &cli,
-                scan,
-                *no_tui,
-                Duration::from_millis(*debounce_ms),
-                &listen,
-            )
+            watch(&cli, &flags, *no_tui)
+        }
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => {
+            let parsed = config::load_file(file)?;
+            let settings = config::settings(&parsed, &Overrides::default())?;
+            println!("{}: valid", file.display());
+            println!("{settings:#?}");
+            Ok(())
         }
         Command::Search {
             query,
@@ -85,7 +98,17 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn open_engine(cli: &Cli, scan: &ScanArgs) -> Result<Engine> {
+/// The configuration file of this invocation (`--config`, else the default one if it exists).
+///
+/// Errors: the file is invalid (its path and the reason).
+fn config_file(cli: &Cli) -> Result<(Option<std::path::PathBuf>, ConfigFile)> {
+    match cli.config.clone().or_else(config::default_config_file) {
+        Some(path) => Ok((Some(path.clone()), config::load_file(&path)?)),
+        None => Ok((None, ConfigFile::default())),
+    }
+}
+
+fn open_engine(cli: &Cli, file: &ConfigFile, settings: &Settings) -> Result<Engine> {
     let index_dir = config::index_dir(cli);
     if let Some(Response::Status(s)) = client::ask(&index_dir, &Request::Status).ok().flatten() {
         let owner = crate::engine::owner_of(&index_dir).unwrap_or_else(|| format!("pid {}", s.pid));
@@ -94,19 +117,25 @@ fn open_engine(cli: &Cli, scan: &ScanArgs) -> Result<Engine> {
             index_dir.display()
         );
     }
-    let roots = config::roots(&scan.paths)?;
-    let model = config::model(cli)?;
+    if let Some(workers) = settings.workers {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .build_global();
+    }
+    let model = config::model(cli, file)?;
     Engine::open(EngineConfig {
         index_dir,
-        roots,
-        max_file_size: scan.max_file_size,
+        roots: settings.roots.clone(),
+        max_file_size: settings.max_file_size,
         model,
     })
 }
 
-fn index(cli: &Cli, scan: &ScanArgs) -> Result<()> {
+fn index(cli: &Cli, flags: &Overrides) -> Result<()> {
     let started = Instant::now();
-    let mut engine = open_engine(cli, scan)?;
+    let (_, file) = config_file(cli)?;
+    let settings = config::settings(&file, flags)?;
+    let mut engine = open_engine(cli, &file, &settings)?;
     // Answer searches and status from other terminals while this (possibly long) run lasts.
     let _api = http::serve(
         &config::index_dir(cli),
@@ -116,7 +145,7 @@ fn index(cli: &Cli, scan: &ScanArgs) -> Result<()> {
     )?;
     engine.publish(Phase::Scanning);
     let bar = output::ProgressBar::new("indexing", "files");
-    let roots = engine.roots().to_vec();
+    let roots = engine.roots();
     let stats = engine.reconcile(&roots, &bar)?;
     bar.finish();
     let computed = if engine.embeddings_enabled() {
@@ -180,20 +209,21 @@ fn wants_dashboard_on(no_tui: bool) -> bool {
     !no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
-fn watch(
-    cli: &Cli,
-    scan: &ScanArgs,
-    no_tui: bool,
-    debounce: Duration,
-    listen: &ListenConfig,
-) -> Result<()> {
+fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
+    let (config_path, file) = config_file(cli)?;
+    let settings = config::settings(&file, flags)?;
+    let listen = ListenConfig {
+        tcp: settings.listen,
+        public: settings.listen_public,
+        token: std::env::var("VIGIL_API_TOKEN").ok(),
+    };
     listen.validate()?;
-    let mut engine = open_engine(cli, scan)?;
+    let mut engine = open_engine(cli, &file, &settings)?;
     let api = http::serve(
         &config::index_dir(cli),
         backend(&engine),
         engine.metrics(),
-        listen,
+        &listen,
     )?;
     if let Some(addr) = api.tcp {
         tracing::info!(
@@ -204,18 +234,42 @@ fn watch(
     let (api_tx, api_rows) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
     engine.add_activity(api_tx);
     http::bridge(api.events(), api_rows, engine.status())?;
+    let debounce = Duration::from_millis(settings.debounce_ms);
+    let signals = service::signal_channel()?;
     if wants_dashboard_on(no_tui) {
         let backend = backend(&engine);
         let (activity_tx, activity) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
         let service = service::start(engine, debounce, Some(activity_tx))?;
+        service::supervise_reloads(
+            service.reloader(),
+            config_path,
+            flags.clone(),
+            settings,
+            signals.hangup,
+        )?;
         let result = crate::tui::run(backend, activity);
         let stopped = service.stop();
         result.and(stopped)
     } else {
-        let signals = service::signal_channel()?;
         let service = service::start(engine, debounce, None)?;
+        service::supervise_reloads(
+            service.reloader(),
+            config_path,
+            flags.clone(),
+            settings,
+            signals.hangup,
+        )?;
         select! {
-            recv(signals) -> _ => {}
+            recv(signals.stop) -> _ => {
+                tracing::info!("signal received: stopping (a second signal exits at once)");
+                let stop = signals.stop.clone();
+                std::thread::spawn(move || {
+                    if stop.recv().is_ok() {
+                        eprintln!("vigil: second signal: exiting at once (the index stays recoverable)");
+                        std::process::exit(130);
+                    }
+                });
+            }
             recv(service.finished()) -> _ => {}
         }
         service.stop()
@@ -277,7 +331,12 @@ fn direct_backend(
                 Some(v) => v,
                 None => crate::engine::build_vector_index(&store)?,
             };
-        (Some(Arc::new(vectors)), config::model(cli).ok().flatten())
+        (
+            Some(Arc::new(vectors)),
+            config::model(cli, &config_file(cli).map(|f| f.1).unwrap_or_default())
+                .ok()
+                .flatten(),
+        )
     } else {
         (None, None)
     };

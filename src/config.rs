@@ -19,15 +19,16 @@ pub fn index_dir(cli: &Cli) -> PathBuf {
     cli.index.clone().unwrap_or_else(default_index_dir)
 }
 
-/// The model of this invocation: `None` with `--no-embed`; else the given or default model,
-/// fetched on first use.
+/// The model of this invocation: `None` with `--no-embed` or `embeddings = false`; else the
+/// given (flag, then file) or default model, fetched on first use.
 ///
 /// Errors: the model cannot be had (the message says why and how to fix it).
-pub fn model(cli: &Cli) -> Result<Option<ModelFiles>> {
-    if cli.no_embed {
+pub fn model(cli: &Cli, file: &ConfigFile) -> Result<Option<ModelFiles>> {
+    if cli.no_embed || file.embeddings == Some(false) {
         return Ok(None);
     }
-    model::resolve(cli.model_dir.as_deref(), true)
+    let dir = cli.model_dir.as_deref().or(file.model_dir.as_deref());
+    model::resolve(dir, true)
         .map(Some)
         .context("embeddings need a model (or run text-only with --no-embed)")
 }
@@ -51,4 +52,227 @@ pub fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// Whether an index exists in `dir`.
 pub fn index_exists(dir: &Path) -> bool {
     dir.join("index.redb").is_file()
+}
+
+/// One watched tree, with optional globs relative to it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootSpec {
+    pub path: PathBuf,
+    /// Only files matching one of these globs are indexed (all when empty).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Files and directories matching one of these globs are never indexed.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl RootSpec {
+    /// A root with no globs.
+    pub fn plain(path: PathBuf) -> Self {
+        Self {
+            path,
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// A size in the config file: bytes, or a string such as "10M".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// The TOML configuration file (`--config FILE`, default `$XDG_CONFIG_HOME/vigil/config.toml`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub roots: Vec<RootSpec>,
+    /// ms.
+    pub debounce_ms: Option<u64>,
+    pub max_file_size: Option<Size>,
+    /// Threads that hash and chunk files.
+    pub workers: Option<usize>,
+    /// `false` runs text-only.
+    pub embeddings: Option<bool>,
+    pub model_dir: Option<PathBuf>,
+    /// TCP address of the HTTP API (loopback unless `listen_public`).
+    pub listen: Option<std::net::SocketAddr>,
+    pub listen_public: Option<bool>,
+}
+
+/// The default configuration file, if the user has one.
+pub fn default_config_file() -> Option<PathBuf> {
+    let path = directories::ProjectDirs::from("", "", "vigil")?
+        .config_dir()
+        .join("config.toml");
+    path.is_file().then_some(path)
+}
+
+/// Reads and validates a configuration file.
+///
+/// Errors: unreadable, not TOML, unknown keys, an invalid glob or size, a root that does not
+/// exist, or workers out of 1..=256; every message names the file and the key.
+pub fn load_file(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let file: ConfigFile =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    validate(&file).with_context(|| format!("{}: invalid configuration", path.display()))?;
+    Ok(file)
+}
+
+fn validate(file: &ConfigFile) -> Result<()> {
+    for root in &file.roots {
+        root.path
+            .canonicalize()
+            .with_context(|| format!("root {}", root.path.display()))?;
+        for g in root.include.iter().chain(&root.exclude) {
+            globset::Glob::new(g)
+                .with_context(|| format!("root {}: glob {g:?}", root.path.display()))?;
+        }
+    }
+    if let Some(size) = &file.max_file_size {
+        size_bytes(size)?;
+    }
+    if let Some(w) = file.workers
+        && !(1..=256).contains(&w)
+    {
+        anyhow::bail!("workers = {w}: must be 1..=256");
+    }
+    if let Some(addr) = file.listen
+        && !addr.ip().is_loopback()
+        && file.listen_public != Some(true)
+    {
+        anyhow::bail!(
+            "listen = {addr}: not loopback; set listen_public = true (and VIGIL_API_TOKEN)"
+        );
+    }
+    Ok(())
+}
+
+fn size_bytes(size: &Size) -> Result<u64> {
+    match size {
+        Size::Bytes(n) => Ok(*n),
+        Size::Text(s) => {
+            crate::cli::parse_size(s).map_err(|e| anyhow::anyhow!("max_file_size: {e}"))
+        }
+    }
+}
+
+/// What a run of `index` or `watch` uses, after merging flags over the file over defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Canonical roots.
+    pub roots: Vec<RootSpec>,
+    pub debounce_ms: u64,
+    /// Bytes.
+    pub max_file_size: u64,
+    pub workers: Option<usize>,
+    pub listen: Option<std::net::SocketAddr>,
+    pub listen_public: bool,
+}
+
+/// Flag values that override the file (`None`: not given on the command line).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub paths: Vec<PathBuf>,
+    pub max_file_size: Option<u64>,
+    pub debounce_ms: Option<u64>,
+    pub listen: Option<std::net::SocketAddr>,
+    pub listen_public: bool,
+}
+
+/// Merges flags over the file over defaults.
+///
+/// Errors: no roots at all, or a root that cannot be resolved (named, with the reason).
+pub fn settings(file: &ConfigFile, flags: &Overrides) -> Result<Settings> {
+    let specs: Vec<RootSpec> = if flags.paths.is_empty() {
+        file.roots.clone()
+    } else {
+        flags.paths.iter().cloned().map(RootSpec::plain).collect()
+    };
+    if specs.is_empty() {
+        anyhow::bail!(
+            "no roots: give PATHs on the command line or [[roots]] in the configuration file"
+        );
+    }
+    let mut roots: Vec<RootSpec> = Vec::new();
+    for spec in specs {
+        let path = spec
+            .path
+            .canonicalize()
+            .with_context(|| format!("{}: cannot index", spec.path.display()))?;
+        if !roots.iter().any(|r| r.path == path) {
+            roots.push(RootSpec { path, ..spec });
+        }
+    }
+    let file_size = file.max_file_size.as_ref().map(size_bytes).transpose()?;
+    Ok(Settings {
+        roots,
+        debounce_ms: flags
+            .debounce_ms
+            .or(file.debounce_ms)
+            .unwrap_or(crate::watch::DEFAULT_DEBOUNCE_MS),
+        max_file_size: flags
+            .max_file_size
+            .or(file_size)
+            .unwrap_or(crate::scan::DEFAULT_MAX_FILE_SIZE),
+        workers: file.workers,
+        listen: flags.listen.or(file.listen),
+        listen_public: flags.listen_public || file.listen_public == Some(true),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_parses_and_flags_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("notes");
+        std::fs::create_dir(&root).unwrap();
+        let text = format!(
+            "debounce_ms = 50\nmax_file_size = \"2M\"\nworkers = 2\nembeddings = false\n\n[[roots]]\npath = {:?}\ninclude = [\"**/*.md\"]\nexclude = [\"drafts/**\"]\n",
+            root.display().to_string()
+        );
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(&path, text).unwrap();
+        let file = load_file(&path).unwrap();
+        let s = settings(&file, &Overrides::default()).unwrap();
+        assert_eq!((s.debounce_ms, s.max_file_size), (50, 2 * 1024 * 1024));
+        assert_eq!(s.roots[0].include, vec!["**/*.md"]);
+        let s = settings(
+            &file,
+            &Overrides {
+                max_file_size: Some(10),
+                debounce_ms: Some(7),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((s.debounce_ms, s.max_file_size), (7, 10));
+    }
+
+    #[test]
+    fn bad_config_files_are_rejected_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        for (text, expect) in [
+            ("debounce = 5\n", "unknown field"),
+            ("[[roots]]\npath = \"/no/such/dir\"\n", "/no/such/dir"),
+            ("workers = 0\n", "workers"),
+            ("max_file_size = \"ten\"\n", "max_file_size"),
+            ("listen = \"0.0.0.0:7000\"\n", "not loopback"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", load_file(&path).unwrap_err());
+            assert!(err.contains(expect), "{text:?}: {err}");
+        }
+    }
 }

@@ -66,6 +66,26 @@ pub struct Scanner {
     /// Canonical index directory: never indexed.
     index_dir: PathBuf,
     excluded_files: GlobSet,
+    /// Per-root include/exclude globs, matched on the path relative to the root.
+    roots: Vec<RootRules>,
+}
+
+#[derive(Clone)]
+struct RootRules {
+    root: PathBuf,
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+}
+
+fn glob_set(globs: &[String]) -> Result<Option<GlobSet>, globset::Error> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        b.add(Glob::new(g)?);
+    }
+    b.build().map(Some)
 }
 
 /// Modification time of `meta`, ns since the Unix epoch.
@@ -75,19 +95,56 @@ pub fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
 }
 
 impl Scanner {
-    /// Rules with a size limit in bytes; `index_dir` is excluded wherever it appears.
-    pub fn new(max_file_size: u64, index_dir: &Path) -> Self {
+    /// Rules with a size limit in bytes and per-root globs; `index_dir` is excluded wherever
+    /// it appears.
+    ///
+    /// Errors: an invalid include or exclude glob.
+    pub fn new(
+        max_file_size: u64,
+        index_dir: &Path,
+        roots: &[crate::config::RootSpec],
+    ) -> anyhow::Result<Self> {
         let mut globs = GlobSetBuilder::new();
         for g in DEFAULT_EXCLUDED_FILES {
             globs.add(Glob::new(g).expect("default globs are valid"));
         }
-        Self {
+        let roots = roots
+            .iter()
+            .map(|r| {
+                Ok(RootRules {
+                    root: r.path.clone(),
+                    include: glob_set(&r.include)?,
+                    exclude: glob_set(&r.exclude)?,
+                })
+            })
+            .collect::<Result<Vec<_>, globset::Error>>()?;
+        Ok(Self {
             max_file_size,
             index_dir: index_dir
                 .canonicalize()
                 .unwrap_or_else(|_| index_dir.to_path_buf()),
             excluded_files: globs.build().expect("default globs are valid"),
+            roots,
+        })
+    }
+
+    /// Whether the root's include/exclude globs leave out this entry.
+    fn excluded_by_root(&self, path: &Path, is_dir: bool) -> bool {
+        let Some(rules) = self
+            .roots
+            .iter()
+            .filter(|r| path.starts_with(&r.root))
+            .max_by_key(|r| r.root.as_os_str().len())
+        else {
+            return false;
+        };
+        let Ok(rel) = path.strip_prefix(&rules.root) else {
+            return false;
+        };
+        if rules.exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
+            return true;
         }
+        !is_dir && rules.include.as_ref().is_some_and(|g| !g.is_match(rel))
     }
 
     /// Whether `path` is the index directory or inside it (never indexed; its own writes
@@ -104,11 +161,12 @@ impl Scanner {
     fn excluded(&self, entry: &DirEntry) -> bool {
         let name = entry.file_name().to_string_lossy();
         let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-        if is_dir {
+        let by_name = if is_dir {
             DEFAULT_EXCLUDED_DIRS.contains(&name.as_ref()) || entry.path() == self.index_dir
         } else {
             self.excluded_files.is_match(name.as_ref())
-        }
+        };
+        by_name || self.excluded_by_root(entry.path(), is_dir)
     }
 
     fn walker(&self, dir: &Path, max_depth: Option<usize>) -> WalkBuilder {

@@ -4,23 +4,50 @@
 //! batches and feeds the embedding worker, until told to stop. Whoever started it (headless
 //! main thread, or the dashboard) only talks to it through channels and the status cell.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use sd_notify::NotifyState;
 
 use anyhow::{Context, Result, bail};
 use crossbeam_channel::{Receiver, Sender, select};
 
+use std::path::{Path, PathBuf};
+
+use crate::config::{Overrides, Settings};
 use crate::engine::{Engine, ReconcileStats};
 use crate::pipeline::embed::{EMBED_BATCH, Embedder};
 use crate::records::HistoryRow;
 use crate::status::{Phase, StatusCell};
 use crate::watch;
 
+/// What the engine thread can be told.
+pub enum Control {
+    /// Stop after the batch in flight (a long reconcile stops between slices).
+    Stop,
+    /// Apply new settings: roots, globs, size limit, debounce.
+    Reload(Settings),
+}
+
 /// A running engine thread.
 pub struct Service {
-    stop: Sender<()>,
+    control: Sender<Control>,
+    cancel: Arc<AtomicBool>,
     finished: Receiver<()>,
     handle: JoinHandle<Result<()>>,
+}
+
+/// A cloneable handle to send reloads to a running service.
+#[derive(Clone)]
+pub struct Reloader(Sender<Control>);
+
+impl Reloader {
+    /// Asks the engine to apply `settings` after the batch in flight.
+    pub fn reload(&self, settings: Settings) {
+        let _ = self.0.send(Control::Reload(settings));
+    }
 }
 
 impl Service {
@@ -29,9 +56,16 @@ impl Service {
         &self.finished
     }
 
-    /// Asks the engine to stop after the batch in flight, waits, and returns its result.
+    /// A handle for reloading the settings.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.control.clone())
+    }
+
+    /// Asks the engine to stop after the batch in flight (a long reconcile stops at its next
+    /// slice), waits, and returns its result.
     pub fn stop(self) -> Result<()> {
-        let _ = self.stop.send(());
+        self.cancel.store(true, Ordering::Release);
+        let _ = self.control.send(Control::Stop);
         self.handle
             .join()
             .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?
@@ -47,7 +81,7 @@ pub fn start(
     debounce: Duration,
     activity: Option<Sender<HistoryRow>>,
 ) -> Result<Service> {
-    let roots = engine.roots().to_vec();
+    let roots = engine.roots();
     // Watch first, so nothing that changes during the initial reconcile is missed.
     let (watcher, changes) = watch::start(&roots, debounce)?;
     let watches = watcher.watches();
@@ -55,25 +89,27 @@ pub fn start(
     if let Some(tx) = activity {
         engine.add_activity(tx);
     }
-    let (stop, stop_rx) = crossbeam_channel::bounded(1);
+    let cancel = engine.cancel_flag();
+    let (control, control_rx) = crossbeam_channel::unbounded();
     let (finished_tx, finished) = crossbeam_channel::bounded::<()>(0);
     let handle = std::thread::Builder::new()
         .name("vigil-engine".into())
         .spawn(move || {
             let _finished = finished_tx;
-            let _watcher = watcher;
             let status = engine.status();
-            let result = run(&mut engine, &changes, &stop_rx);
+            let result = run(&mut engine, watcher, changes, &control_rx);
             if let Err(e) = &result {
                 tracing::error!("{e:#}");
                 status.update(|s| s.last_error = Some(format!("{e:#}")));
                 engine.publish(Phase::Error);
             }
+            let _ = sd_notify::notify(&[NotifyState::Stopping]);
             tracing::info!("stopping: saving the vector index");
             result.and(engine.checkpoint())
         })?;
     Ok(Service {
-        stop,
+        control,
+        cancel,
         finished,
         handle,
     })
@@ -81,18 +117,26 @@ pub fn start(
 
 fn run(
     engine: &mut Engine,
-    changes: &Receiver<watch::WatchBatch>,
-    stop: &Receiver<()>,
+    mut watcher: watch::Watcher,
+    mut changes: Receiver<watch::WatchBatch>,
+    control: &Receiver<Control>,
 ) -> Result<()> {
-    let roots = engine.roots().to_vec();
     let status = engine.status();
-    tracing::info!(roots = ?roots, "watching; initial reconcile");
+    tracing::info!(roots = ?engine.roots(), "watching; initial reconcile");
     engine.publish(Phase::Scanning);
-    let stats = engine.reconcile(&roots, &())?;
+    let _ = sd_notify::notify(&[NotifyState::Status("initial reconcile")]);
+    let stats = engine.reconcile(&engine.roots(), &())?;
     log_batch("initial reconcile", &stats);
+    if engine.cancelled() {
+        return Ok(());
+    }
     engine.set_live();
     let embed = EmbedWorker::start(engine)?;
     engine.publish(settled(engine));
+    notify_ready(engine);
+    let watchdog = sd_notify::watchdog_enabled()
+        .map(|d| crossbeam_channel::tick(d / 2))
+        .unwrap_or_else(crossbeam_channel::never);
     let mut in_flight = false;
     loop {
         if let Some(worker) = &embed
@@ -109,7 +153,8 @@ fn run(
         select! {
             recv(changes) -> batch => {
                 let Ok(first) = batch else { bail!("the file watcher stopped") };
-                apply_changes(engine, &status, first, changes, &roots)?;
+                apply_changes(engine, &status, first, &changes)?;
+                notify_status(engine);
             }
             recv(done) -> result => {
                 in_flight = false;
@@ -121,10 +166,66 @@ fn run(
                     }
                     Err(_) => bail!("the embedding worker stopped"),
                 }
+                notify_status(engine);
             }
-            recv(stop) -> _ => return Ok(()),
+            recv(control) -> msg => match msg {
+                Ok(Control::Reload(settings)) => {
+                    let _ = sd_notify::notify(&[NotifyState::Reloading]);
+                    (watcher, changes) = reload(engine, watcher, changes, settings)?;
+                    notify_ready(engine);
+                }
+                _ => return Ok(()),
+            },
+            recv(watchdog) -> _ => {
+                let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+            }
         }
     }
+}
+
+/// Applies new settings: the engine's roots and filters, then new watches, then a reconcile
+/// of every root so that added roots are indexed and changed filters take effect.
+fn reload(
+    engine: &mut Engine,
+    old: watch::Watcher,
+    old_changes: Receiver<watch::WatchBatch>,
+    settings: Settings,
+) -> Result<(watch::Watcher, Receiver<watch::WatchBatch>)> {
+    tracing::info!(roots = ?settings.roots.iter().map(|r| &r.path).collect::<Vec<_>>(), "reloading the configuration");
+    engine.reconfigure(&settings.roots, settings.max_file_size)?;
+    let roots = engine.roots();
+    let (watcher, changes) = match watch::start(&roots, Duration::from_millis(settings.debounce_ms))
+    {
+        Ok(w) => {
+            drop(old);
+            w
+        }
+        Err(e) => {
+            tracing::error!("cannot watch the new roots, keeping the old watches: {e:#}");
+            (old, old_changes)
+        }
+    };
+    let watches = watcher.watches();
+    engine.status().update(|s| s.watches_active = watches);
+    engine.publish(Phase::Scanning);
+    let stats = engine.reconcile(&roots, &())?;
+    log_batch("reconcile after reload", &stats);
+    engine.publish(settled(engine));
+    Ok((watcher, changes))
+}
+
+fn notify_ready(engine: &Engine) {
+    let _ = sd_notify::notify(&[NotifyState::Ready]);
+    notify_status(engine);
+}
+
+fn notify_status(engine: &Engine) {
+    let s = engine.snapshot();
+    let line = format!(
+        "{:?}: {} files, {} chunks, {} embeddings pending",
+        s.phase, s.files_indexed, s.chunks, s.embeddings_pending
+    );
+    let _ = sd_notify::notify(&[NotifyState::Status(&line)]);
 }
 
 /// The phase after a batch: catching up on embeddings, or watching.
@@ -142,8 +243,8 @@ fn apply_changes(
     status: &StatusCell,
     first: watch::WatchBatch,
     changes: &Receiver<watch::WatchBatch>,
-    roots: &[std::path::PathBuf],
 ) -> Result<()> {
+    let roots = engine.roots();
     let metrics = engine.metrics();
     let mut paths = first.paths;
     metrics.debounced_batches.inc();
@@ -173,7 +274,7 @@ fn apply_changes(
         tracing::warn!(
             "the watcher lost events (queue overflow or rescan request): reconciling the roots"
         );
-        paths = roots.to_vec();
+        paths = roots.clone();
     }
     if paths.is_empty() {
         return Ok(());
@@ -244,20 +345,111 @@ impl EmbedWorker {
     }
 }
 
-/// A channel that receives SIGINT and SIGTERM.
-pub fn signal_channel() -> Result<Receiver<i32>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+/// Signals a service reacts to.
+pub struct Signals {
+    /// SIGINT and SIGTERM: stop (a second one exits at once).
+    pub stop: Receiver<i32>,
+    /// SIGHUP: reload the configuration.
+    pub hangup: Receiver<()>,
+}
+
+/// Installs the handlers and returns their channels.
+///
+/// Errors: the handlers cannot be installed.
+pub fn signal_channel() -> Result<Signals> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("cannot install signal handlers")?;
-    let (tx, rx) = crossbeam_channel::bounded(4);
+    let (stop_tx, stop) = crossbeam_channel::bounded(4);
+    let (hup_tx, hangup) = crossbeam_channel::bounded(4);
     std::thread::Builder::new()
         .name("vigil-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
-                if tx.send(sig).is_err() {
+                let sent = if sig == SIGHUP {
+                    hup_tx.try_send(()).is_ok() || true
+                } else {
+                    stop_tx.send(sig).is_ok()
+                };
+                if !sent {
                     break;
                 }
             }
         })?;
-    Ok(rx)
+    Ok(Signals { stop, hangup })
+}
+
+/// Reloads the configuration on SIGHUP and whenever the configuration file changes, on a
+/// thread. An invalid file is rejected with its reason and the settings in force stay.
+///
+/// Errors: the configuration file's directory cannot be watched.
+pub fn supervise_reloads(
+    reloader: Reloader,
+    config: Option<PathBuf>,
+    flags: Overrides,
+    mut current: Settings,
+    hangup: Receiver<()>,
+) -> Result<()> {
+    let (file_tx, file_changed) = crossbeam_channel::unbounded::<()>();
+    let watcher = match &config {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            let name = path.file_name().map(|n| n.to_os_string());
+            let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if let Ok(e) = res
+                    && !matches!(e.kind, notify::EventKind::Access(_))
+                    && e.paths
+                        .iter()
+                        .any(|p| p.file_name().map(|n| n.to_os_string()) == name)
+                {
+                    let _ = file_tx.send(());
+                }
+            })
+            .context("cannot watch the configuration file")?;
+            notify::Watcher::watch(&mut w, &dir, notify::RecursiveMode::NonRecursive)
+                .with_context(|| format!("{}: cannot watch", dir.display()))?;
+            Some(w)
+        }
+        None => None,
+    };
+    std::thread::Builder::new().name("vigil-reload".into()).spawn(move || {
+        let _watcher = watcher;
+        loop {
+            select! {
+                recv(hangup) -> r => { if r.is_err() { return } tracing::info!("SIGHUP: reloading the configuration"); }
+                recv(file_changed) -> r => {
+                    if r.is_err() { return }
+                    // Editors save in several steps: let the file settle.
+                    std::thread::sleep(Duration::from_millis(200));
+                    while file_changed.try_recv().is_ok() {}
+                    tracing::info!("the configuration file changed: reloading");
+                }
+            }
+            let file = match &config {
+                Some(path) => match crate::config::load_file(path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!("configuration rejected, the current one stays in force: {e:#}");
+                        continue;
+                    }
+                },
+                None => crate::config::ConfigFile::default(),
+            };
+            match crate::config::settings(&file, &flags) {
+                Ok(next) if next == current => tracing::info!("configuration unchanged"),
+                Ok(next) => {
+                    if next.listen != current.listen || next.workers != current.workers {
+                        tracing::warn!("listen address and workers change only on restart");
+                    }
+                    current = next.clone();
+                    reloader.reload(next);
+                }
+                Err(e) => tracing::error!("configuration rejected, the current one stays in force: {e:#}"),
+            }
+        }
+    })?;
+    Ok(())
 }

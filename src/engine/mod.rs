@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 
 pub use reconcile::{Progress, ReconcileStats};
 
+use crate::config::RootSpec;
 use crate::index::text::TextIndex;
 use crate::index::vector::VectorIndex;
 use crate::metrics::Metrics;
@@ -31,8 +32,8 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub index_dir: PathBuf,
-    /// Canonical root directories (or files).
-    pub roots: Vec<PathBuf>,
+    /// Canonical root directories (or files), with their globs.
+    pub roots: Vec<RootSpec>,
     /// Bytes.
     pub max_file_size: u64,
     /// The model, or `None` to run text-only.
@@ -66,6 +67,8 @@ pub struct Engine {
     file_states: [u64; 3],
     /// Shared Prometheus metrics.
     metrics: Arc<Metrics>,
+    /// Set to stop a long reconcile at its next slice (shutdown).
+    cancel: Arc<std::sync::atomic::AtomicBool>,
     /// Set once the initial reconcile is done: changes are then live edits, and their
     /// save-to-searchable latency is measured.
     live: bool,
@@ -127,7 +130,7 @@ impl Engine {
         let chunker = Chunker::new(tokenizer);
         let store = Arc::new(store);
         let mut engine = Self {
-            scanner: Scanner::new(config.max_file_size, dir),
+            scanner: Scanner::new(config.max_file_size, dir, &config.roots)?,
             next_chunk_id: store.next_chunk_id()?,
             store,
             text: Arc::new(text),
@@ -138,6 +141,7 @@ impl Engine {
             status: StatusCell::default(),
             file_states: [0; 3],
             metrics: Arc::new(Metrics::new()),
+            cancel: Arc::default(),
             live: false,
             activity: Vec::new(),
             _pid_file: pid_file,
@@ -320,7 +324,7 @@ impl Engine {
             s.roots = config
                 .roots
                 .iter()
-                .map(|r| key_display(crate::records::path_key(r).as_slice()))
+                .map(|r| key_display(crate::records::path_key(&r.path).as_slice()))
                 .collect();
             s.index_dir = config.index_dir.display().to_string();
             s.model = config.model.as_ref().map(|_| MODEL_NAME.to_string());
@@ -355,9 +359,48 @@ impl Engine {
         self.store.clone()
     }
 
-    /// The configured roots.
-    pub fn roots(&self) -> &[PathBuf] {
-        &self.config.roots
+    /// The configured root paths.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.config.roots.iter().map(|r| r.path.clone()).collect()
+    }
+
+    /// The flag that stops a running reconcile at its next slice.
+    pub fn cancel_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Whether a stop was requested.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Applies new roots and filters. Records under roots that are no longer watched are
+    /// forgotten; the caller reconciles the roots afterwards.
+    ///
+    /// Errors: an invalid glob (nothing is changed then), or an index failure.
+    pub fn reconfigure(&mut self, roots: &[RootSpec], max_file_size: u64) -> Result<()> {
+        let scanner = Scanner::new(max_file_size, &self.config.index_dir, roots)?;
+        let removed: Vec<PathBuf> = self
+            .config
+            .roots
+            .iter()
+            .map(|r| r.path.clone())
+            .filter(|p| !roots.iter().any(|r| &r.path == p))
+            .collect();
+        self.scanner = scanner;
+        self.config.roots = roots.to_vec();
+        self.config.max_file_size = max_file_size;
+        for root in removed {
+            let keys: Vec<Vec<u8>> = self
+                .store
+                .files_under(&crate::records::path_key(&root))?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            tracing::info!(root = %root.display(), files = keys.len(), "root removed: forgetting its files");
+            self.forget(&keys)?;
+        }
+        Ok(())
     }
 }
 

@@ -238,6 +238,13 @@ impl Engine {
         }
         let mut done = 0u64;
         for slice in to_read.chunks(SLICE) {
+            if self.cancelled() {
+                tracing::info!(
+                    left = to_read.len() as u64 - done,
+                    "reconcile interrupted by a stop; the rest is done on the next start"
+                );
+                break;
+            }
             let chunker = self.chunker.clone();
             let limit = self.scanner.max_file_size();
             let metrics = self.metrics.clone();
@@ -301,6 +308,7 @@ impl Engine {
                 .config
                 .roots
                 .iter()
+                .map(|r| &r.path)
                 .filter(|r| target.starts_with(r))
                 .max_by_key(|r| r.as_os_str().len())
             else {
