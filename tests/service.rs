@@ -364,3 +364,46 @@ fn config_check_validates_a_file() {
         "{err}"
     );
 }
+
+#[test]
+fn systemd_hears_ready_and_status_and_a_second_signal_exits_at_once() {
+    let t = Tree::new(false);
+    for i in 0..3000 {
+        t.write(&format!("d{}/f{i}.txt", i % 30), format!("w{i}\n"));
+    }
+    let notify_path = t.tmp.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let root = t.root.to_str().unwrap().to_string();
+    let mut child = t
+        .cmd()
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "400000")
+        .args(["watch", &root, "--no-tui"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.contains("READY=1") && seen.contains("WATCHDOG=1")) {
+        let n = notify.recv(&mut buf).expect("a notification within 60 s");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(seen.contains("STATUS="), "{seen}");
+    // Two signals in a row: the second one does not wait for a clean stop.
+    t.write("late/more.txt", "more\n");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(matches!(status.code(), Some(0 | 130)), "{status}");
+    // Whatever the moment, the index is recoverable and complete after a run.
+    t.index();
+    let s: Value = serde_json::from_str(&t.ok(&["status", "--json"])).unwrap();
+    assert_eq!(s["files_indexed"], 3001, "{s}");
+    assert_eq!(s["text_docs"], s["chunks"], "{s}");
+}
