@@ -236,44 +236,36 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
     http::bridge(api.events(), api_rows, engine.status())?;
     let debounce = Duration::from_millis(settings.debounce_ms);
     let signals = service::signal_channel()?;
-    if wants_dashboard_on(no_tui) {
-        let backend = backend(&engine);
-        let (activity_tx, activity) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
-        let service = service::start(engine, debounce, Some(activity_tx))?;
-        service::supervise_reloads(
-            service.reloader(),
-            config_path,
-            flags.clone(),
-            settings,
-            signals.hangup,
-        )?;
-        let result = crate::tui::run(backend, activity);
-        let stopped = service.stop();
-        result.and(stopped)
-    } else {
-        let service = service::start(engine, debounce, None)?;
-        service::supervise_reloads(
-            service.reloader(),
-            config_path,
-            flags.clone(),
-            settings,
-            signals.hangup,
-        )?;
-        select! {
-            recv(signals.stop) -> _ => {
-                tracing::info!("signal received: stopping (a second signal exits at once)");
-                let stop = signals.stop.clone();
-                std::thread::spawn(move || {
-                    if stop.recv().is_ok() {
-                        eprintln!("vigil: second signal: exiting at once (the index stays recoverable)");
-                        std::process::exit(130);
-                    }
-                });
-            }
-            recv(service.finished()) -> _ => {}
-        }
-        service.stop()
+    let dashboard = wants_dashboard_on(no_tui).then(|| {
+        let (tx, rx) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
+        (backend(&engine), tx, rx)
+    });
+    let service = service::start(engine, debounce, dashboard.as_ref().map(|d| d.1.clone()))?;
+    service::supervise_reloads(
+        service.reloader(),
+        config_path,
+        flags.clone(),
+        settings,
+        signals.hangup,
+    )?;
+    if let Some((backend, _, activity)) = dashboard {
+        let result = crate::tui::run(backend, activity, signals.stop);
+        return result.and(service.stop());
     }
+    select! {
+        recv(signals.stop) -> _ => {
+            tracing::info!("signal received: stopping (a second signal exits at once)");
+            let stop = signals.stop.clone();
+            std::thread::spawn(move || {
+                if stop.recv().is_ok() {
+                    eprintln!("vigil: second signal: exiting at once (the index stays recoverable)");
+                    std::process::exit(130);
+                }
+            });
+        }
+        recv(service.finished()) -> _ => {}
+    }
+    service.stop()
 }
 
 /// How long a query waits for the index: a watcher starting up, or another short command

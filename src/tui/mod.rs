@@ -39,10 +39,11 @@ enum Answer {
     Failures(Result<Vec<crate::api::FileEntry>, String>),
 }
 
-/// Runs the dashboard until the user quits. The terminal is restored on return and on panic.
+/// Runs the dashboard until the user quits (`q`, Ctrl-C, or SIGTERM/SIGINT on `signals`).
+/// The terminal is restored on return and on panic.
 ///
 /// Errors: the terminal cannot be set up or drawn on.
-pub fn run(backend: Backend, activity: Receiver<HistoryRow>) -> Result<()> {
+pub fn run(backend: Backend, activity: Receiver<HistoryRow>, signals: Receiver<i32>) -> Result<()> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut app = App::new(backend.status.get(), color);
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
@@ -50,33 +51,43 @@ pub fn run(backend: Backend, activity: Receiver<HistoryRow>) -> Result<()> {
     let input = spawn_input(paused.clone())?;
     let status = backend.status.subscribe();
     let (queries, answers) = spawn_query_worker(backend.clone())?;
-    let result = event_loop(
-        &mut terminal,
-        &mut app,
-        &input,
-        &status,
-        &activity,
-        &queries,
-        &answers,
-        &paused,
-        &backend,
-    );
+    let channels = Channels {
+        input,
+        status,
+        activity,
+        queries,
+        answers,
+        signals,
+    };
+    let result = event_loop(&mut terminal, &mut app, &channels, &paused, &backend);
     ratatui::restore();
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the dashboard listens to and talks to.
+struct Channels {
+    input: Receiver<Event>,
+    status: Receiver<()>,
+    activity: Receiver<HistoryRow>,
+    queries: Sender<(u64, Request)>,
+    answers: Receiver<Answer>,
+    signals: Receiver<i32>,
+}
+
 fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    input: &Receiver<Event>,
-    status: &Receiver<()>,
-    activity: &Receiver<HistoryRow>,
-    queries: &Sender<(u64, Request)>,
-    answers: &Receiver<Answer>,
+    ch: &Channels,
     paused: &Arc<AtomicBool>,
     backend: &Backend,
 ) -> Result<()> {
+    let (input, status, activity, queries, answers) = (
+        &ch.input,
+        &ch.status,
+        &ch.activity,
+        &ch.queries,
+        &ch.answers,
+    );
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     let mut search_due: Option<Instant> = None;
@@ -155,6 +166,7 @@ fn event_loop(
                 }
                 dirty = true;
             }
+            recv(ch.signals) -> _ => return Ok(()),
             recv(tick) -> _ => {}
         }
         let now = Instant::now();
