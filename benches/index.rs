@@ -81,7 +81,7 @@ fn main() {
 
     let config = EngineConfig {
         index_dir: tmp.path().join("index"),
-        roots: vec![root.clone()],
+        roots: vec![vigil::config::RootSpec::plain(root.clone())],
         max_file_size: 10 * 1024 * 1024,
         model: None,
     };
@@ -149,6 +149,7 @@ fn main() {
                 mode: Mode::Text,
                 limit: 10,
                 path: None,
+                include_text: false,
             };
             let t = Instant::now();
             let res = searcher.search(&req).unwrap();

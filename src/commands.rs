@@ -373,13 +373,10 @@ fn status(cli: &Cli, json: bool) -> Result<()> {
 }
 
 fn history(cli: &Cli, path: Option<&Path>, limit: usize, json: bool) -> Result<()> {
-    let path = match path {
-        Some(p) => Some(
-            p.canonicalize()
-                .unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.to_path_buf())),
-        ),
-        None => None,
-    };
+    let path = path.map(|p| {
+        p.canonicalize()
+            .unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.to_path_buf()))
+    });
     let request = Request::History {
         path: path.map(|p| p.to_string_lossy().into_owned()),
         limit,

@@ -366,12 +366,10 @@ pub fn signal_channel() -> Result<Signals> {
         .name("vigil-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
-                let sent = if sig == SIGHUP {
-                    hup_tx.try_send(()).is_ok() || true
-                } else {
-                    stop_tx.send(sig).is_ok()
-                };
-                if !sent {
+                if sig == SIGHUP {
+                    // A reload already pending covers this one.
+                    let _ = hup_tx.try_send(());
+                } else if stop_tx.send(sig).is_err() {
                     break;
                 }
             }

@@ -210,6 +210,7 @@ fn sse_delivers_a_change_made_after_subscribing_and_metrics_move() {
         }
     }
     let _ = sse.kill();
+    let _ = sse.wait();
     assert!(got, "no change event for fresh.txt; got {lines:?}");
     let after = curl_unix(&t, &["http://vigil/metrics"]).1;
     let created = |text: &str| {

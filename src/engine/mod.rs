@@ -260,13 +260,13 @@ impl Engine {
             self.embed_queued.remove(&hash);
             let ids = self.store.chunk_ids_with_hash(&hash)?;
             let docs = self.text.docs(&ids[..ids.len().min(1)])?;
-            if let Some(doc) = docs.into_values().next() {
-                if crate::pipeline::hash::text_hash(&doc.text) == hash {
-                    jobs.push(EmbedJob {
-                        hash,
-                        text: doc.text,
-                    });
-                }
+            if let Some(doc) = docs.into_values().next()
+                && crate::pipeline::hash::text_hash(&doc.text) == hash
+            {
+                jobs.push(EmbedJob {
+                    hash,
+                    text: doc.text,
+                });
             }
         }
         Ok(jobs)

@@ -79,6 +79,9 @@ impl ReconcileStats {
     }
 }
 
+/// Path key → (what the scan found on disk, what the store holds).
+type Pairs = BTreeMap<Vec<u8>, (Option<Found>, Option<FileRecord>)>;
+
 /// A file to read, with what the scan saw and what the store believes.
 struct ToRead {
     path: PathBuf,
@@ -278,10 +281,7 @@ impl Engine {
     }
 
     /// Pairs every path under `targets` with what is on disk and what the store holds.
-    fn expand(
-        &self,
-        targets: &[PathBuf],
-    ) -> Result<BTreeMap<Vec<u8>, (Option<Found>, Option<FileRecord>)>> {
+    fn expand(&self, targets: &[PathBuf]) -> Result<Pairs> {
         let mut targets: Vec<PathBuf> = targets
             .iter()
             .map(|t| match t.file_name().and_then(|n| n.to_str()) {
@@ -302,7 +302,7 @@ impl Engine {
             }
         }
         let mut admission = Admission::new(&self.scanner);
-        let mut items: BTreeMap<Vec<u8>, (Option<Found>, Option<FileRecord>)> = BTreeMap::new();
+        let mut items = Pairs::new();
         for target in pruned.iter().filter(|t| !self.scanner.is_index_path(t)) {
             let Some(root) = self
                 .config
@@ -415,7 +415,7 @@ impl Engine {
         let stored = file.stored.clone();
         let (hash, size, chunks) = match outcome {
             Outcome::Skipped { reason, hash } => {
-                let hash = hash.map(|h| hex::encode(h));
+                let hash = hash.map(hex::encode);
                 self.record_state(
                     batch,
                     key,

@@ -29,6 +29,9 @@ const FRAME: Duration = Duration::from_millis(250);
 /// Quiet time after a keystroke before the search runs.
 const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
 
+/// A request to the query worker, with a sequence number (newer searches supersede older).
+type Query = (u64, Request);
+
 /// An answer from the query worker, tagged with the request's sequence number.
 enum Answer {
     Search {
@@ -69,7 +72,7 @@ struct Channels {
     input: Receiver<Event>,
     status: Receiver<()>,
     activity: Receiver<HistoryRow>,
-    queries: Sender<(u64, Request)>,
+    queries: Sender<Query>,
     answers: Receiver<Answer>,
     signals: Receiver<i32>,
 }
@@ -221,8 +224,8 @@ fn spawn_input(paused: Arc<AtomicBool>) -> Result<Receiver<Event>> {
 
 /// Answers queries on a thread so a slow search never freezes the screen; only the newest
 /// waiting search is run.
-fn spawn_query_worker(backend: Backend) -> Result<(Sender<(u64, Request)>, Receiver<Answer>)> {
-    let (tx, rx) = crossbeam_channel::unbounded::<(u64, Request)>();
+fn spawn_query_worker(backend: Backend) -> Result<(Sender<Query>, Receiver<Answer>)> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Query>();
     let (answer_tx, answers) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("vigil-tui-query".into())
@@ -243,7 +246,7 @@ fn spawn_query_worker(backend: Backend) -> Result<(Sender<(u64, Request)>, Recei
     Ok((tx, answers))
 }
 
-fn answer(backend: &Backend, (seq, request): (u64, Request)) -> Answer {
+fn answer(backend: &Backend, (seq, request): Query) -> Answer {
     let query = match &request {
         Request::Search(r) => Some(r.query.clone()),
         _ => None,
