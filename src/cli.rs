@@ -100,6 +100,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the index with the disk (walk and hash); exit 1 if they differ
+    Verify {
+        /// One JSON object per difference per line
+        #[arg(long)]
+        json: bool,
+        /// Reconcile the differences, then verify again
+        #[arg(long)]
+        repair: bool,
+    },
     /// Show applied changes, newest first
     History {
         /// Only changes to this path or below it

@@ -81,6 +81,7 @@ pub fn run(cli: Cli) -> Result<()> {
             search(&cli, req, *json)
         }
         Command::Status { json } => status(&cli, *json),
+        Command::Verify { json, repair } => verify(&cli, *json, *repair),
         Command::History { path, limit, json } => history(&cli, path.as_deref(), *limit, *json),
         Command::Model {
             action: ModelAction::Fetch,
@@ -187,6 +188,8 @@ fn embed_all(engine: &mut Engine) -> Result<u64> {
 /// What the socket server answers with: read-only handles on the engine's indexes.
 fn backend(engine: &Engine) -> Backend {
     Backend {
+        chunker: Some(engine.chunker()),
+        index_dir: engine.index_dir().to_path_buf(),
         searcher: engine.searcher(),
         store: engine.store(),
         status: engine.status(),
@@ -301,7 +304,8 @@ fn ask(cli: &Cli, request: Request, needs_model: bool) -> Result<Response> {
             }
         }
     };
-    let backend = direct_backend(cli, &index_dir, Arc::new(store), needs_model)?;
+    let needs_chunker = matches!(request, Request::Verify);
+    let backend = direct_backend(cli, &index_dir, Arc::new(store), needs_model, needs_chunker)?;
     match backend.answer(&request) {
         Response::Error { message } => bail!("{message}"),
         r => Ok(r),
@@ -314,6 +318,7 @@ fn direct_backend(
     index_dir: &Path,
     store: Arc<Store>,
     needs_model: bool,
+    needs_chunker: bool,
 ) -> Result<Backend> {
     let text = Arc::new(TextIndex::open(&index_dir.join("text"), false)?);
     let (vectors, model) = if needs_model && !cli.no_embed && store.counts()?.vectors > 0 {
@@ -347,11 +352,22 @@ fn direct_backend(
         s.embeddings_cached = counts.vectors;
     });
     let searcher = Searcher::new(store.clone(), text, vectors, model);
-    Ok(Backend {
-        searcher,
-        store,
-        status,
-    })
+    let chunker = if needs_chunker { Some(Arc::new(chunker_of(cli, &store)?)) } else { None };
+    Ok(Backend { searcher, store, status, chunker, index_dir: index_dir.to_path_buf() })
+}
+
+/// The chunker an index was built with (from its stored fingerprint), for verify.
+fn chunker_of(cli: &Cli, store: &Store) -> Result<crate::pipeline::chunk::Chunker> {
+    let uses_tokens = store.setting("chunker")?.is_some_and(|f| f.contains("tokens"));
+    let tokenizer = if uses_tokens {
+        let file = config_file(cli).map(|f| f.1).unwrap_or_default();
+        let dir = cli.model_dir.as_deref().or(file.model_dir.as_deref());
+        let model = model::resolve(dir, true).context("this index was chunked with the model's tokenizer")?;
+        Some(tokenizers::Tokenizer::from_file(model.tokenizer()).map_err(|e| anyhow::anyhow!("{}: {e}", model.tokenizer().display()))?)
+    } else {
+        None
+    };
+    Ok(crate::pipeline::chunk::Chunker::new(tokenizer))
 }
 
 fn search(cli: &Cli, req: SearchRequest, json: bool) -> Result<()> {
@@ -363,6 +379,66 @@ fn search(cli: &Cli, req: SearchRequest, json: bool) -> Result<()> {
         eprintln!("vigil: {w}");
     }
     output::hits(&res.hits, json)
+}
+
+/// `vigil verify`: prints differences; exits 1 when there are any (after `--repair`, when
+/// any remain).
+fn verify(cli: &Cli, json: bool, repair: bool) -> Result<()> {
+    let ask_verify = || -> Result<Vec<crate::verify::Difference>> {
+        match ask(cli, Request::Verify, true)? {
+            Response::Verify { differences } => Ok(differences),
+            _ => bail!("unexpected answer to verify"),
+        }
+    };
+    let mut differences = ask_verify()?;
+    if repair && !differences.is_empty() {
+        if !json {
+            output::differences(&differences, false)?;
+            println!("repairing {} differences", differences.len());
+        }
+        repair_index(cli, &differences)?;
+        differences = ask_verify()?;
+    }
+    output::differences(&differences, json)?;
+    if !differences.is_empty() {
+        if !json {
+            eprintln!("vigil: {} differences between the index and the disk", differences.len());
+        }
+        std::process::exit(1);
+    }
+    if !json {
+        println!("the index equals the disk");
+    }
+    Ok(())
+}
+
+/// Forgets every path that differs, then reconciles the stored roots: the differing files are
+/// indexed again from disk (embeddings from the cache).
+fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<()> {
+    let index_dir = config::index_dir(cli);
+    let store = Store::open(&index_dir, Duration::from_secs(10))?;
+    let settings = crate::engine::stored_settings(&store)?.context("this index was never reconciled")?;
+    drop(store);
+    let (_, file) = config_file(cli)?;
+    let settings = Settings {
+        roots: settings.roots,
+        max_file_size: settings.max_file_size,
+        debounce_ms: crate::watch::DEFAULT_DEBOUNCE_MS,
+        workers: file.workers,
+        listen: None,
+        listen_public: false,
+    };
+    let mut engine = open_engine(cli, &file, &settings)?;
+    let mut keys: Vec<Vec<u8>> = differences.iter().filter(|d| !d.path.is_empty()).map(|d| d.path.as_bytes().to_vec()).collect();
+    keys.sort();
+    keys.dedup();
+    engine.forget(&keys, "verify --repair")?;
+    let roots = engine.roots();
+    engine.reconcile(&roots, &())?;
+    if engine.embeddings_enabled() {
+        embed_all(&mut engine)?;
+    }
+    engine.checkpoint()
 }
 
 fn status(cli: &Cli, json: bool) -> Result<()> {

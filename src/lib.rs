@@ -20,3 +20,4 @@ pub mod status;
 pub mod store;
 pub mod tui;
 pub mod watch;
+pub mod verify;

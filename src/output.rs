@@ -198,3 +198,18 @@ pub fn history(rows: &[HistoryRow], json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Prints verify differences: `kind  path  detail`, or JSON lines.
+pub fn differences(diffs: &[crate::verify::Difference], json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for d in diffs {
+        if json {
+            serde_json::to_writer(&mut out, d)?;
+            writeln!(out)?;
+        } else {
+            let kind = serde_json::to_value(d.kind)?.as_str().unwrap_or_default().to_string();
+            writeln!(out, "{kind:<13} {}  ({})", d.path, d.detail)?;
+        }
+    }
+    Ok(())
+}

@@ -101,6 +101,16 @@ impl Searcher {
         }
     }
 
+    /// The text index searched.
+    pub fn text(&self) -> &TextIndex {
+        &self.text
+    }
+
+    /// The vector index searched, if any.
+    pub fn vectors(&self) -> Option<&VectorIndex> {
+        self.vectors.as_deref()
+    }
+
     /// Runs a search.
     ///
     /// Errors: an invalid `--path` glob, `semantic` mode on a text-only index, or an index

@@ -88,6 +88,7 @@ pub fn target(request: &Request) -> String {
             }
             format!("/history?{}", encode(&pairs))
         }
+        Request::Verify => "/verify".into(),
         Request::Files { state } => match state {
             Some(s) => format!(
                 "/files?state={}",
@@ -124,7 +125,14 @@ pub fn ask(index_dir: &Path, request: &Request) -> Result<Option<Response>> {
     struct Files {
         files: Vec<FileEntry>,
     }
+    #[derive(serde::Deserialize)]
+    struct Differences {
+        differences: Vec<crate::verify::Difference>,
+    }
     Ok(Some(match request {
+        Request::Verify => Response::Verify {
+            differences: serde_json::from_slice::<Differences>(&body).with_context(malformed)?.differences,
+        },
         Request::Status => Response::Status(serde_json::from_slice(&body).with_context(malformed)?),
         Request::Search(_) => {
             Response::Search(serde_json::from_slice(&body).with_context(malformed)?)

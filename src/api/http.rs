@@ -250,6 +250,7 @@ fn router(state: AppState) -> Router {
         .route("/files", get(files))
         .route("/events", get(events))
         .route("/metrics", get(metrics))
+        .route("/verify", get(verify))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(limits))
@@ -308,7 +309,7 @@ async fn require_token(
 async fn not_found() -> HttpResponse {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /healthz /readyz /status /search /history /files /events /metrics",
+        "no such endpoint; see /healthz /readyz /status /search /history /files /events /metrics /verify",
     )
 }
 
@@ -358,6 +359,9 @@ async fn answer(s: AppState, request: Request) -> HttpResponse {
         Ok(Response::History { rows }) => Json(serde_json::json!({ "rows": rows })).into_response(),
         Ok(Response::Files { files }) => {
             Json(serde_json::json!({ "files": files })).into_response()
+        }
+        Ok(Response::Verify { differences }) => {
+            Json(serde_json::json!({ "differences": differences })).into_response()
         }
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -479,6 +483,10 @@ async fn events(State(s): State<AppState>) -> HttpResponse {
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
+}
+
+async fn verify(State(s): State<AppState>) -> HttpResponse {
+    answer(s, Request::Verify).await
 }
 
 async fn metrics(State(s): State<AppState>) -> HttpResponse {

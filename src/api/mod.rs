@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::records::{FileState, HistoryRow, key_display};
 use crate::search::{SearchRequest, SearchResponse, Searcher};
 use crate::status::{StatusCell, StatusSnapshot};
+use crate::pipeline::chunk::Chunker;
 use crate::store::Store;
 
 /// A question to the index.
@@ -33,6 +34,8 @@ pub enum Request {
     Files {
         state: Option<FileState>,
     },
+    /// Compare the index with the disk (reads every file).
+    Verify,
 }
 
 /// The answer.
@@ -43,6 +46,7 @@ pub enum Response {
     Status(StatusSnapshot),
     History { rows: Vec<HistoryRow> },
     Files { files: Vec<FileEntry> },
+    Verify { differences: Vec<crate::verify::Difference> },
     Error { message: String },
 }
 
@@ -57,6 +61,9 @@ pub struct Backend {
     pub searcher: Searcher,
     pub store: Arc<Store>,
     pub status: StatusCell,
+    /// The chunking rules of this index (needed by verify only).
+    pub chunker: Option<Arc<Chunker>>,
+    pub index_dir: PathBuf,
 }
 
 impl Backend {
@@ -65,6 +72,17 @@ impl Backend {
         let result = match request {
             Request::Search(req) => self.searcher.search(req).map(Response::Search),
             Request::Status => Ok(Response::Status(self.status.get())),
+            Request::Verify => match &self.chunker {
+                Some(chunker) => crate::verify::verify(
+                    &self.store,
+                    self.searcher.text(),
+                    self.searcher.vectors(),
+                    chunker,
+                    &self.index_dir,
+                )
+                .map(|differences| Response::Verify { differences }),
+                None => Err(anyhow::anyhow!("verify needs the chunking rules of the index")),
+            },
             Request::Files { state } => self.files(*state).map(|files| Response::Files { files }),
             Request::History { path, limit } => self
                 .store

@@ -86,6 +86,22 @@ impl Drop for PidFile {
     }
 }
 
+/// The roots and filters the index was last reconciled with.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredSettings {
+    pub roots: Vec<RootSpec>,
+    /// Bytes.
+    pub max_file_size: u64,
+}
+
+/// Reads the stored settings of an index (`None` for an index never reconciled).
+pub fn stored_settings(store: &Store) -> Result<Option<StoredSettings>> {
+    match store.setting("settings")? {
+        Some(json) => Ok(Some(serde_json::from_str(&json).context("corrupt settings in the index")?)),
+        None => Ok(None),
+    }
+}
+
 /// Reads who owns the index, for "in use" messages.
 pub fn owner_of(index_dir: &Path) -> Option<String> {
     std::fs::read_to_string(index_dir.join("vigil.pid"))
@@ -148,6 +164,7 @@ impl Engine {
             config,
         };
         engine.repair()?;
+        engine.save_settings()?;
         engine.file_states = count_states(&engine.store)?;
         if engine.config.model.is_some() {
             engine.vectors = Some(Arc::new(engine.load_vectors()?));
@@ -179,7 +196,8 @@ impl Engine {
                 paths = forget.len(),
                 "repairing paths of an interrupted batch"
             );
-            self.forget(&forget)?;
+            let why = if chunker_changed { "re-chunking: the chunking rules changed" } else { "repair: interrupted batch" };
+            self.forget(&forget, why)?;
         }
         if chunker_changed {
             self.store
@@ -354,6 +372,16 @@ impl Engine {
         )
     }
 
+    /// The chunking rules in force.
+    pub fn chunker(&self) -> Arc<Chunker> {
+        self.chunker.clone()
+    }
+
+    /// The index directory.
+    pub fn index_dir(&self) -> &Path {
+        &self.config.index_dir
+    }
+
     /// The store, for read-only use by other threads (history queries).
     pub fn store(&self) -> Arc<Store> {
         self.store.clone()
@@ -362,6 +390,13 @@ impl Engine {
     /// The configured root paths.
     pub fn roots(&self) -> Vec<PathBuf> {
         self.config.roots.iter().map(|r| r.path.clone()).collect()
+    }
+
+    /// Records the roots and filters in the store, so `vigil verify` can judge the disk by
+    /// the same rules without being told them again.
+    fn save_settings(&self) -> Result<()> {
+        let settings = StoredSettings { roots: self.config.roots.clone(), max_file_size: self.config.max_file_size };
+        self.store.set_setting("settings", &serde_json::to_string(&settings)?)
     }
 
     /// The flag that stops a running reconcile at its next slice.
@@ -390,6 +425,7 @@ impl Engine {
         self.scanner = scanner;
         self.config.roots = roots.to_vec();
         self.config.max_file_size = max_file_size;
+        self.save_settings()?;
         for root in removed {
             let keys: Vec<Vec<u8>> = self
                 .store
@@ -398,7 +434,7 @@ impl Engine {
                 .map(|(k, _)| k)
                 .collect();
             tracing::info!(root = %root.display(), files = keys.len(), "root removed: forgetting its files");
-            self.forget(&keys)?;
+            self.forget(&keys, "root removed from the configuration")?;
         }
         Ok(())
     }

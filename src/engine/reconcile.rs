@@ -595,14 +595,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Forgets paths everywhere (records, chunks, text-index documents), without history.
-    pub(super) fn forget(&mut self, keys: &[Vec<u8>]) -> Result<()> {
+    /// Forgets paths everywhere (records, chunks, text-index documents). Each path that had
+    /// a record gets a `deleted` history row with `reason`; a following reconcile indexes
+    /// again whatever is still on disk.
+    pub fn forget(&mut self, keys: &[Vec<u8>], reason: &str) -> Result<()> {
         let mut batch = Batch::default();
         for key in keys {
             if let Some(rec) = self.store.file(key)? {
-                self.drop_chunks(&mut batch, key, &rec);
+                let removed = self.drop_chunks(&mut batch, key, &rec);
                 batch.restate(Some(rec.state), None);
                 batch.store.delete_files.push(key.clone());
+                let why = Some(reason.to_string());
+                batch.store.history.push(row(key, None, ChangeKind::Deleted, 0, removed, 0, 0, why));
             }
             batch.text_paths.push(key.clone());
         }

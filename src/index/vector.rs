@@ -132,6 +132,11 @@ impl VectorIndex {
         index.add(chunk_id, vector).map_err(usearch_err)
     }
 
+    /// Whether a chunk has a vector in the graph.
+    pub fn contains(&self, chunk_id: u64) -> bool {
+        self.read().contains(chunk_id)
+    }
+
     /// Removes a chunk's vector, if present.
     pub fn remove(&self, chunk_id: u64) -> Result<()> {
         self.write().remove(chunk_id).map_err(usearch_err)?;
