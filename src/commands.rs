@@ -352,18 +352,34 @@ fn direct_backend(
         s.embeddings_cached = counts.vectors;
     });
     let searcher = Searcher::new(store.clone(), text, vectors, model);
-    let chunker = if needs_chunker { Some(Arc::new(chunker_of(cli, &store)?)) } else { None };
-    Ok(Backend { searcher, store, status, chunker, index_dir: index_dir.to_path_buf() })
+    let chunker = if needs_chunker {
+        Some(Arc::new(chunker_of(cli, &store)?))
+    } else {
+        None
+    };
+    Ok(Backend {
+        searcher,
+        store,
+        status,
+        chunker,
+        index_dir: index_dir.to_path_buf(),
+    })
 }
 
 /// The chunker an index was built with (from its stored fingerprint), for verify.
 fn chunker_of(cli: &Cli, store: &Store) -> Result<crate::pipeline::chunk::Chunker> {
-    let uses_tokens = store.setting("chunker")?.is_some_and(|f| f.contains("tokens"));
+    let uses_tokens = store
+        .setting("chunker")?
+        .is_some_and(|f| f.contains("tokens"));
     let tokenizer = if uses_tokens {
         let file = config_file(cli).map(|f| f.1).unwrap_or_default();
         let dir = cli.model_dir.as_deref().or(file.model_dir.as_deref());
-        let model = model::resolve(dir, true).context("this index was chunked with the model's tokenizer")?;
-        Some(tokenizers::Tokenizer::from_file(model.tokenizer()).map_err(|e| anyhow::anyhow!("{}: {e}", model.tokenizer().display()))?)
+        let model = model::resolve(dir, true)
+            .context("this index was chunked with the model's tokenizer")?;
+        Some(
+            tokenizers::Tokenizer::from_file(model.tokenizer())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", model.tokenizer().display()))?,
+        )
     } else {
         None
     };
@@ -402,7 +418,10 @@ fn verify(cli: &Cli, json: bool, repair: bool) -> Result<()> {
     output::differences(&differences, json)?;
     if !differences.is_empty() {
         if !json {
-            eprintln!("vigil: {} differences between the index and the disk", differences.len());
+            eprintln!(
+                "vigil: {} differences between the index and the disk",
+                differences.len()
+            );
         }
         std::process::exit(1);
     }
@@ -417,7 +436,8 @@ fn verify(cli: &Cli, json: bool, repair: bool) -> Result<()> {
 fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<()> {
     let index_dir = config::index_dir(cli);
     let store = Store::open(&index_dir, Duration::from_secs(10))?;
-    let settings = crate::engine::stored_settings(&store)?.context("this index was never reconciled")?;
+    let settings =
+        crate::engine::stored_settings(&store)?.context("this index was never reconciled")?;
     drop(store);
     let (_, file) = config_file(cli)?;
     let settings = Settings {
@@ -429,7 +449,11 @@ fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<
         listen_public: false,
     };
     let mut engine = open_engine(cli, &file, &settings)?;
-    let mut keys: Vec<Vec<u8>> = differences.iter().filter(|d| !d.path.is_empty()).map(|d| d.path.as_bytes().to_vec()).collect();
+    let mut keys: Vec<Vec<u8>> = differences
+        .iter()
+        .filter(|d| !d.path.is_empty())
+        .map(|d| d.path.as_bytes().to_vec())
+        .collect();
     keys.sort();
     keys.dedup();
     engine.forget(&keys, "verify --repair")?;

@@ -19,5 +19,5 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod tui;
-pub mod watch;
 pub mod verify;
+pub mod watch;

@@ -207,7 +207,10 @@ pub fn differences(diffs: &[crate::verify::Difference], json: bool) -> Result<()
             serde_json::to_writer(&mut out, d)?;
             writeln!(out)?;
         } else {
-            let kind = serde_json::to_value(d.kind)?.as_str().unwrap_or_default().to_string();
+            let kind = serde_json::to_value(d.kind)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             writeln!(out, "{kind:<13} {}  ({})", d.path, d.detail)?;
         }
     }

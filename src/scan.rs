@@ -190,6 +190,11 @@ impl Scanner {
                         out.push(found);
                     }
                 }
+                // A directory that vanished mid-walk is absent, not failed.
+                Err(err)
+                    if err
+                        .io_error()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) => {}
                 Err(err) => out.push(walk_error(dir, err)),
             }
         }
@@ -205,6 +210,13 @@ impl Scanner {
         let path = entry.path().to_path_buf();
         let meta = match entry.metadata() {
             Ok(m) => m,
+            // Gone since it was listed: absent, not failed.
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                return None;
+            }
             Err(e) => {
                 return Some(Found::Failed {
                     path,
@@ -307,6 +319,26 @@ impl<'a> Admission<'a> {
             return false;
         }
         self.admits(root, parent) && self.listing(parent).contains_key(name)
+    }
+
+    /// The admitted entries directly in directory `dir` (inside `root`): files with what the
+    /// scan finds for them, and the names of admitted subdirectories. Empty when `dir` itself
+    /// is not admitted.
+    pub fn children(&mut self, root: &Path, dir: &Path) -> (Vec<Found>, Vec<OsString>) {
+        if !self.admits(root, dir) {
+            return (Vec::new(), Vec::new());
+        }
+        let (mut files, mut dirs) = (Vec::new(), Vec::new());
+        for (name, found) in self.listing(dir) {
+            match found {
+                Some(f) => files.push(f.clone()),
+                None if std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_dir()) => {
+                    dirs.push(name.clone())
+                }
+                None => {}
+            }
+        }
+        (files, dirs)
     }
 
     /// What the scan finds at `path` if it is an admitted file (`None` for directories,

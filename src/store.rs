@@ -49,6 +49,9 @@ pub struct Store {
     db: Database,
 }
 
+/// The records directly in a directory, and the names of its subdirectories with records.
+pub type Children = (Vec<(Vec<u8>, FileRecord)>, Vec<Vec<u8>>);
+
 /// The index file is held by another process.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: the index is open in another vigil process", .0.display())]
@@ -210,6 +213,41 @@ impl Store {
             out.push((k.value().to_vec(), from_json(v.value(), "file")?));
         }
         Ok(out)
+    }
+
+    /// What the store holds directly in directory `dir`: the records of its files, and the
+    /// names of its subdirectories that hold records. Seeks past each subdirectory, so the
+    /// cost grows with the number of children, not with the size of the subtree.
+    pub fn children(&self, dir: &[u8]) -> Result<Children> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(FILES)?;
+        let mut prefix = dir.to_vec();
+        prefix.push(b'/');
+        let mut end = dir.to_vec();
+        end.push(b'/' + 1);
+        let (mut files, mut dirs) = (Vec::new(), Vec::new());
+        let mut start = prefix.clone();
+        loop {
+            let Some(item) = table.range(start.as_slice()..end.as_slice())?.next() else {
+                break;
+            };
+            let (k, v) = item?;
+            let key = k.value().to_vec();
+            let rest = &key[prefix.len()..];
+            match rest.iter().position(|&b| b == b'/') {
+                None => {
+                    files.push((key.clone(), from_json(v.value(), "file")?));
+                    start = key;
+                    start.push(0);
+                }
+                Some(slash) => {
+                    let name = rest[..slash].to_vec();
+                    start = [prefix.as_slice(), name.as_slice(), &[b'/' + 1]].concat();
+                    dirs.push(name);
+                }
+            }
+        }
+        Ok((files, dirs))
     }
 
     /// Every file record, sorted by path.

@@ -44,12 +44,19 @@ pub struct Difference {
 }
 
 fn diff(kind: DiffKind, path: impl Into<String>, detail: impl Into<String>) -> Difference {
-    Difference { kind, path: path.into(), detail: detail.into() }
+    Difference {
+        kind,
+        path: path.into(),
+        detail: detail.into(),
+    }
 }
 
 /// What the disk says a file should be recorded as.
 enum Expected {
-    Indexed { hash: String, chunk_hashes: Vec<[u8; 32]> },
+    Indexed {
+        hash: String,
+        chunk_hashes: Vec<[u8; 32]>,
+    },
     Skipped(String),
     Failed(String),
 }
@@ -59,7 +66,11 @@ fn expected(found: &Found, chunker: &Chunker, limit: u64) -> Option<Expected> {
         Found::File { path, .. } => match read_file(path, limit) {
             Ok(c) => Expected::Indexed {
                 hash: hex::encode(c.hash),
-                chunk_hashes: chunker.chunk(path, &c.text).iter().map(|ch| ch.hash).collect(),
+                chunk_hashes: chunker
+                    .chunk(path, &c.text)
+                    .iter()
+                    .map(|ch| ch.hash)
+                    .collect(),
             },
             Err(ReadError::Binary { .. }) => Expected::Skipped("binary content".into()),
             Err(e @ ReadError::TooLarge { .. }) => Expected::Skipped(e.to_string()),
@@ -84,31 +95,56 @@ pub fn verify(
     index_dir: &Path,
 ) -> Result<Vec<Difference>> {
     let mut out = Vec::new();
-    let Some(settings) = stored_settings(store)? else { return Ok(out) };
+    let Some(settings) = stored_settings(store)? else {
+        return Ok(out);
+    };
     let scanner = Scanner::new(settings.max_file_size, index_dir, &settings.roots)?;
     let records: HashMap<Vec<u8>, FileRecord> = store.all_files()?.into_iter().collect();
     let mut on_disk = HashSet::new();
     for root in &settings.roots {
-        let found = if root.path.is_dir() { scanner.walk(&root.path) } else { Vec::new() };
+        let found = if root.path.is_dir() {
+            scanner.walk(&root.path)
+        } else {
+            Vec::new()
+        };
         for f in found {
             let key = path_key(f.path());
             on_disk.insert(key.clone());
-            let Some(expect) = expected(&f, chunker, settings.max_file_size) else { continue };
+            let Some(expect) = expected(&f, chunker, settings.max_file_size) else {
+                continue;
+            };
             compare(&mut out, store, &key, records.get(&key), &expect)?;
         }
     }
     for (key, rec) in &records {
         if !on_disk.contains(key) {
-            out.push(diff(DiffKind::Stale, key_display(key), format!("recorded as {:?} but not on disk (or no longer admitted)", rec.state)));
+            out.push(diff(
+                DiffKind::Stale,
+                key_display(key),
+                format!(
+                    "recorded as {:?} but not on disk (or no longer admitted)",
+                    rec.state
+                ),
+            ));
         }
     }
     check_chunks(&mut out, store, text, vectors, &records)?;
     check_history(&mut out, store, &records)?;
-    out.sort_by(|a, b| a.path.cmp(&b.path).then((a.kind as u8).cmp(&(b.kind as u8))));
+    out.sort_by(|a, b| {
+        a.path
+            .cmp(&b.path)
+            .then((a.kind as u8).cmp(&(b.kind as u8)))
+    });
     Ok(out)
 }
 
-fn compare(out: &mut Vec<Difference>, store: &Store, key: &[u8], rec: Option<&FileRecord>, expect: &Expected) -> Result<()> {
+fn compare(
+    out: &mut Vec<Difference>,
+    store: &Store,
+    key: &[u8],
+    rec: Option<&FileRecord>,
+    expect: &Expected,
+) -> Result<()> {
     let path = key_display(key);
     let Some(rec) = rec else {
         out.push(diff(DiffKind::Missing, path, "on disk, not in the index"));
@@ -117,21 +153,49 @@ fn compare(out: &mut Vec<Difference>, store: &Store, key: &[u8], rec: Option<&Fi
     match expect {
         Expected::Indexed { hash, chunk_hashes } => {
             if rec.state != FileState::Indexed {
-                out.push(diff(DiffKind::Missing, path, format!("readable text, but recorded as {:?}", rec.state)));
+                out.push(diff(
+                    DiffKind::Missing,
+                    path,
+                    format!("readable text, but recorded as {:?}", rec.state),
+                ));
             } else if rec.hash.as_deref() != Some(hash.as_str()) {
-                out.push(diff(DiffKind::Stale, path, "content differs from the indexed content"));
+                out.push(diff(
+                    DiffKind::Stale,
+                    path,
+                    "content differs from the indexed content",
+                ));
             } else {
-                let stored: Vec<[u8; 32]> = store.chunks(&rec.chunks)?.into_iter().map(|(_, c)| c.hash).collect();
+                let stored: Vec<[u8; 32]> = store
+                    .chunks(&rec.chunks)?
+                    .into_iter()
+                    .map(|(_, c)| c.hash)
+                    .collect();
                 if &stored != chunk_hashes {
-                    out.push(diff(DiffKind::Stale, path, format!("{} chunks indexed, {} expected", stored.len(), chunk_hashes.len())));
+                    out.push(diff(
+                        DiffKind::Stale,
+                        path,
+                        format!(
+                            "{} chunks indexed, {} expected",
+                            stored.len(),
+                            chunk_hashes.len()
+                        ),
+                    ));
                 }
             }
         }
         Expected::Skipped(reason) if rec.state != FileState::Skipped => {
-            out.push(diff(DiffKind::Stale, path, format!("should be skipped ({reason}), recorded as {:?}", rec.state)));
+            out.push(diff(
+                DiffKind::Stale,
+                path,
+                format!("should be skipped ({reason}), recorded as {:?}", rec.state),
+            ));
         }
         Expected::Failed(reason) if rec.state != FileState::Failed => {
-            out.push(diff(DiffKind::Stale, path, format!("unreadable ({reason}), recorded as {:?}", rec.state)));
+            out.push(diff(
+                DiffKind::Stale,
+                path,
+                format!("unreadable ({reason}), recorded as {:?}", rec.state),
+            ));
         }
         _ => {}
     }
@@ -157,27 +221,47 @@ fn check_chunks(
     })?;
     for (id, c) in &stored {
         if !owned.contains_key(id) {
-            out.push(diff(DiffKind::OrphanChunk, c.path.clone(), format!("chunk {id} in the store, owned by no file record")));
+            out.push(diff(
+                DiffKind::OrphanChunk,
+                c.path.clone(),
+                format!("chunk {id} in the store, owned by no file record"),
+            ));
         }
     }
     for (id, path) in &owned {
         if !stored.contains_key(id) {
-            out.push(diff(DiffKind::OrphanChunk, path.clone(), format!("file record lists chunk {id}, which the store lacks")));
+            out.push(diff(
+                DiffKind::OrphanChunk,
+                path.clone(),
+                format!("file record lists chunk {id}, which the store lacks"),
+            ));
         }
     }
     let docs = text.all_docs()?;
     let mut in_text = HashSet::new();
     for (id, path) in docs {
         if !in_text.insert(id) {
-            out.push(diff(DiffKind::OrphanChunk, path.clone(), format!("chunk {id} is in the text index twice")));
+            out.push(diff(
+                DiffKind::OrphanChunk,
+                path.clone(),
+                format!("chunk {id} is in the text index twice"),
+            ));
         }
         if !stored.contains_key(&id) {
-            out.push(diff(DiffKind::OrphanChunk, path, format!("chunk {id} in the text index, not in the store")));
+            out.push(diff(
+                DiffKind::OrphanChunk,
+                path,
+                format!("chunk {id} in the text index, not in the store"),
+            ));
         }
     }
     for (id, c) in &stored {
         if !in_text.contains(id) {
-            out.push(diff(DiffKind::OrphanChunk, c.path.clone(), format!("chunk {id} in the store, not in the text index")));
+            out.push(diff(
+                DiffKind::OrphanChunk,
+                c.path.clone(),
+                format!("chunk {id} in the store, not in the text index"),
+            ));
         }
     }
     if let Some(vectors) = vectors {
@@ -186,18 +270,33 @@ fn check_chunks(
             if store.vector(&c.hash)?.is_some() {
                 expected += 1;
                 if !vectors.contains(*id) {
-                    out.push(diff(DiffKind::OrphanVector, c.path.clone(), format!("chunk {id} has an embedding but no vector in the HNSW graph")));
+                    out.push(diff(
+                        DiffKind::OrphanVector,
+                        c.path.clone(),
+                        format!("chunk {id} has an embedding but no vector in the HNSW graph"),
+                    ));
                 }
             }
         }
         if vectors.len() > expected {
-            out.push(diff(DiffKind::OrphanVector, "", format!("{} vectors in the HNSW graph belong to no chunk", vectors.len() - expected)));
+            out.push(diff(
+                DiffKind::OrphanVector,
+                "",
+                format!(
+                    "{} vectors in the HNSW graph belong to no chunk",
+                    vectors.len() - expected
+                ),
+            ));
         }
     }
     Ok(())
 }
 
-fn check_history(out: &mut Vec<Difference>, store: &Store, records: &HashMap<Vec<u8>, FileRecord>) -> Result<()> {
+fn check_history(
+    out: &mut Vec<Difference>,
+    store: &Store,
+    records: &HashMap<Vec<u8>, FileRecord>,
+) -> Result<()> {
     let mut latest: HashMap<String, ChangeKind> = HashMap::new();
     for row in store.history(None, usize::MAX)? {
         latest.entry(row.path.clone()).or_insert(row.kind);
@@ -210,14 +309,29 @@ fn check_history(out: &mut Vec<Difference>, store: &Store, records: &HashMap<Vec
         let path = key_display(key);
         recorded.insert(path.clone());
         match latest.get(&path) {
-            None => out.push(diff(DiffKind::HistoryGap, path, format!("recorded as {:?} with no history row", rec.state))),
-            Some(ChangeKind::Deleted) => out.push(diff(DiffKind::HistoryGap, path, "recorded, but the last history row says deleted")),
+            None => out.push(diff(
+                DiffKind::HistoryGap,
+                path,
+                format!("recorded as {:?} with no history row", rec.state),
+            )),
+            Some(ChangeKind::Deleted) => out.push(diff(
+                DiffKind::HistoryGap,
+                path,
+                "recorded, but the last history row says deleted",
+            )),
             Some(_) => {}
         }
     }
     for (path, kind) in latest {
         if kind != ChangeKind::Deleted && !recorded.contains(&path) {
-            out.push(diff(DiffKind::HistoryGap, path, format!("last history row says {} but there is no record", kind.as_str())));
+            out.push(diff(
+                DiffKind::HistoryGap,
+                path,
+                format!(
+                    "last history row says {} but there is no record",
+                    kind.as_str()
+                ),
+            ));
         }
     }
     Ok(())

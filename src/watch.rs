@@ -116,6 +116,7 @@ fn to_batch(result: DebounceEventResult) -> WatchBatch {
     match result {
         Ok(events) => {
             for e in events {
+                tracing::trace!(kind = ?e.event.kind, paths = ?e.event.paths, "event");
                 batch.events += 1;
                 batch.kinds.push(kind_name(&e.event));
                 batch.rescan |= e.event.need_rescan();

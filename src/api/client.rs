@@ -131,7 +131,9 @@ pub fn ask(index_dir: &Path, request: &Request) -> Result<Option<Response>> {
     }
     Ok(Some(match request {
         Request::Verify => Response::Verify {
-            differences: serde_json::from_slice::<Differences>(&body).with_context(malformed)?.differences,
+            differences: serde_json::from_slice::<Differences>(&body)
+                .with_context(malformed)?
+                .differences,
         },
         Request::Status => Response::Status(serde_json::from_slice(&body).with_context(malformed)?),
         Request::Search(_) => {

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::chunk::Chunker;
 use crate::records::{FileState, HistoryRow, key_display};
 use crate::search::{SearchRequest, SearchResponse, Searcher};
 use crate::status::{StatusCell, StatusSnapshot};
-use crate::pipeline::chunk::Chunker;
 use crate::store::Store;
 
 /// A question to the index.
@@ -44,10 +44,18 @@ pub enum Request {
 pub enum Response {
     Search(SearchResponse),
     Status(StatusSnapshot),
-    History { rows: Vec<HistoryRow> },
-    Files { files: Vec<FileEntry> },
-    Verify { differences: Vec<crate::verify::Difference> },
-    Error { message: String },
+    History {
+        rows: Vec<HistoryRow>,
+    },
+    Files {
+        files: Vec<FileEntry>,
+    },
+    Verify {
+        differences: Vec<crate::verify::Difference>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// The socket path of an index directory.
@@ -81,7 +89,9 @@ impl Backend {
                     &self.index_dir,
                 )
                 .map(|differences| Response::Verify { differences }),
-                None => Err(anyhow::anyhow!("verify needs the chunking rules of the index")),
+                None => Err(anyhow::anyhow!(
+                    "verify needs the chunking rules of the index"
+                )),
             },
             Request::Files { state } => self.files(*state).map(|files| Response::Files { files }),
             Request::History { path, limit } => self

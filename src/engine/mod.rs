@@ -97,7 +97,9 @@ pub struct StoredSettings {
 /// Reads the stored settings of an index (`None` for an index never reconciled).
 pub fn stored_settings(store: &Store) -> Result<Option<StoredSettings>> {
     match store.setting("settings")? {
-        Some(json) => Ok(Some(serde_json::from_str(&json).context("corrupt settings in the index")?)),
+        Some(json) => Ok(Some(
+            serde_json::from_str(&json).context("corrupt settings in the index")?,
+        )),
         None => Ok(None),
     }
 }
@@ -196,7 +198,11 @@ impl Engine {
                 paths = forget.len(),
                 "repairing paths of an interrupted batch"
             );
-            let why = if chunker_changed { "re-chunking: the chunking rules changed" } else { "repair: interrupted batch" };
+            let why = if chunker_changed {
+                "re-chunking: the chunking rules changed"
+            } else {
+                "repair: interrupted batch"
+            };
             self.forget(&forget, why)?;
         }
         if chunker_changed {
@@ -395,8 +401,12 @@ impl Engine {
     /// Records the roots and filters in the store, so `vigil verify` can judge the disk by
     /// the same rules without being told them again.
     fn save_settings(&self) -> Result<()> {
-        let settings = StoredSettings { roots: self.config.roots.clone(), max_file_size: self.config.max_file_size };
-        self.store.set_setting("settings", &serde_json::to_string(&settings)?)
+        let settings = StoredSettings {
+            roots: self.config.roots.clone(),
+            max_file_size: self.config.max_file_size,
+        };
+        self.store
+            .set_setting("settings", &serde_json::to_string(&settings)?)
     }
 
     /// The flag that stops a running reconcile at its next slice.

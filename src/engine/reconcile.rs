@@ -92,6 +92,8 @@ struct ToRead {
 
 /// What reading one file gave.
 enum Outcome {
+    /// Gone between the scan and the read (deleted or renamed away): treated as absent.
+    Vanished,
     Content {
         hash: [u8; 32],
         size: u64,
@@ -303,17 +305,54 @@ impl Engine {
         }
         let mut admission = Admission::new(&self.scanner);
         let mut items = Pairs::new();
-        for target in pruned.iter().filter(|t| !self.scanner.is_index_path(t)) {
-            let Some(root) = self
-                .config
-                .roots
-                .iter()
-                .map(|r| &r.path)
-                .filter(|r| target.starts_with(r))
-                .max_by_key(|r| r.as_os_str().len())
-            else {
+        let covered = |p: &Path, targets: &[PathBuf]| targets.iter().any(|t| p.starts_with(t));
+        // Events are hints: a debouncer can merge away the removal of a file renamed and
+        // changed again within one window. So the directory of every changed path is swept
+        // too (its direct children against the store), and subdirectories that appeared or
+        // vanished there become targets of their own.
+        let mut extra = Vec::new();
+        let mut swept = std::collections::BTreeSet::new();
+        for target in &pruned {
+            let Some(parent) = target.parent() else {
                 continue;
             };
+            let Some(root) = self.root_of(parent) else {
+                continue;
+            };
+            if covered(parent, &pruned)
+                || self.scanner.is_index_path(parent)
+                || !swept.insert(parent.to_path_buf())
+            {
+                continue;
+            }
+            let (files, dirs) = admission.children(&root, parent);
+            let (records, stored_dirs) = self.store.children(&path_key(parent))?;
+            for f in files {
+                let key = path_key(f.path());
+                items.entry(key).or_default().0 = Some(f);
+            }
+            for (key, rec) in records {
+                items.entry(key).or_default().1 = Some(rec);
+            }
+            let on_disk: std::collections::HashSet<Vec<u8>> =
+                dirs.iter().map(|d| d.as_encoded_bytes().to_vec()).collect();
+            let in_store: std::collections::HashSet<Vec<u8>> = stored_dirs.into_iter().collect();
+            for name in on_disk.symmetric_difference(&in_store) {
+                let dir = parent.join(crate::records::key_path(name));
+                if !covered(&dir, &pruned) {
+                    extra.push(dir);
+                }
+            }
+        }
+        for target in pruned
+            .iter()
+            .chain(&extra)
+            .filter(|t| !self.scanner.is_index_path(t))
+        {
+            let Some(root) = self.root_of(target) else {
+                continue;
+            };
+            let root = &root;
             let is_dir = std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir());
             let found: Vec<Found> = if is_dir {
                 if admission.admits(root, target) {
@@ -333,6 +372,17 @@ impl Engine {
             }
         }
         Ok(items)
+    }
+
+    /// The root that contains `path` (the deepest, if roots nest).
+    fn root_of(&self, path: &Path) -> Option<PathBuf> {
+        self.config
+            .roots
+            .iter()
+            .map(|r| &r.path)
+            .filter(|r| path.starts_with(r))
+            .max_by_key(|r| r.as_os_str().len())
+            .cloned()
     }
 
     /// Records a file as skipped or failed (dropping its chunks); a history row is written
@@ -414,6 +464,12 @@ impl Engine {
         let key = path_key(&file.path);
         let stored = file.stored.clone();
         let (hash, size, chunks) = match outcome {
+            Outcome::Vanished => {
+                if let Some(rec) = stored {
+                    self.delete_path(batch, key, rec);
+                }
+                return Ok(());
+            }
             Outcome::Skipped { reason, hash } => {
                 let hash = hash.map(hex::encode);
                 self.record_state(
@@ -606,7 +662,16 @@ impl Engine {
                 batch.restate(Some(rec.state), None);
                 batch.store.delete_files.push(key.clone());
                 let why = Some(reason.to_string());
-                batch.store.history.push(row(key, None, ChangeKind::Deleted, 0, removed, 0, 0, why));
+                batch.store.history.push(row(
+                    key,
+                    None,
+                    ChangeKind::Deleted,
+                    0,
+                    removed,
+                    0,
+                    0,
+                    why,
+                ));
             }
             batch.text_paths.push(key.clone());
         }
@@ -642,6 +707,7 @@ fn read_outcome(
             reason: e.to_string(),
             hash: None,
         },
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Outcome::Vanished,
         Err(ReadError::Io(e)) => {
             metrics.error("read");
             Outcome::Failed {

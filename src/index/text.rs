@@ -203,12 +203,22 @@ impl TextIndex {
     /// Every chunk document: (chunk id, display path). For `vigil verify`.
     pub fn all_docs(&self) -> Result<Vec<(u64, String)>> {
         let searcher = self.reader.searcher();
-        let addresses = searcher.search(&tantivy::query::AllQuery, &tantivy::collector::DocSetCollector)?;
+        let addresses = searcher.search(
+            &tantivy::query::AllQuery,
+            &tantivy::collector::DocSetCollector,
+        )?;
         let mut out = Vec::with_capacity(addresses.len());
         for addr in addresses {
             let doc: TantivyDocument = searcher.doc(addr)?;
-            let id = doc.get_first(self.fields.id).and_then(|v| v.as_u64()).unwrap_or(u64::MAX);
-            let path = doc.get_first(self.fields.path).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let id = doc
+                .get_first(self.fields.id)
+                .and_then(|v| v.as_u64())
+                .unwrap_or(u64::MAX);
+            let path = doc
+                .get_first(self.fields.path)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
             out.push((id, path));
         }
         Ok(out)

@@ -108,7 +108,10 @@ impl Tree {
         };
         c.env("VIGIL_INDEX", &self.index)
             .env("XDG_DATA_HOME", self.tmp.path().join("data"))
-            .env("VIGIL_LOG", "info");
+            .env(
+                "VIGIL_LOG",
+                std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         if self.embed {
             c.env("VIGIL_MODEL_DIR", model_dir());
         } else {
