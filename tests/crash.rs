@@ -65,3 +65,64 @@ fn kill_9_during_index_then_rerun_gives_exactly_the_disk() {
         vec!["d9/f1234.txt"]
     );
 }
+
+#[test]
+fn twenty_kill_9s_during_indexing_and_watching_then_verify_is_clean() {
+    let t = Tree::new(false);
+    for i in 0..600 {
+        t.write(
+            &format!("d{}/f{i}.txt", i % 12),
+            format!("token{i} words about boats\n"),
+        );
+    }
+    let root = t.root.to_str().unwrap().to_string();
+    for round in 0..20u64 {
+        // Alternate: kill an `index` run, or a `watch` busy applying changes.
+        let args: Vec<&str> = if round % 2 == 0 {
+            vec!["index", &root]
+        } else {
+            vec!["watch", &root, "--no-tui", "--debounce-ms", "20"]
+        };
+        let mut child = t
+            .cmd()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for i in 0..40u64 {
+            let n = (round * 40 + i) % 600;
+            let path = t.path(&format!("d{}/f{n}.txt", n % 12));
+            match i % 4 {
+                0 => {
+                    std::fs::write(&path, format!("token{n} rewritten in round {round}\n")).unwrap()
+                }
+                1 => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                2 => {
+                    let _ = std::fs::rename(&path, path.with_extension("md"));
+                }
+                _ => std::fs::write(
+                    t.path(&format!("new/r{round}-{i}.txt")).as_path(),
+                    "fresh\n",
+                )
+                .unwrap_or_else(|_| {
+                    std::fs::create_dir_all(t.path("new")).unwrap();
+                    std::fs::write(t.path(&format!("new/r{round}-{i}.txt")), "fresh\n").unwrap()
+                }),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(30 + round * 17 % 200));
+        let _ = child.kill();
+        let _ = child.wait();
+        // The restart opens redb and tantivy without errors and repairs to the disk.
+        t.index();
+        let out = t.run(&["verify", "--json"]);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
