@@ -23,6 +23,9 @@ use crate::records::HistoryRow;
 use crate::status::{Phase, StatusCell};
 use crate::watch;
 
+/// How often deleted roots are checked for re-creation.
+const ROOT_RECHECK: Duration = Duration::from_secs(1);
+
 /// What the engine thread can be told.
 pub enum Control {
     /// Stop after the batch in flight (a long reconcile stops between slices).
@@ -97,7 +100,7 @@ pub fn start(
         .spawn(move || {
             let _finished = finished_tx;
             let status = engine.status();
-            let result = run(&mut engine, watcher, changes, &control_rx);
+            let result = run(&mut engine, watcher, changes, &control_rx, debounce);
             if let Err(e) = &result {
                 tracing::error!("{e:#}");
                 status.update(|s| s.last_error = Some(format!("{e:#}")));
@@ -120,6 +123,7 @@ fn run(
     mut watcher: watch::Watcher,
     mut changes: Receiver<watch::WatchBatch>,
     control: &Receiver<Control>,
+    mut debounce: Duration,
 ) -> Result<()> {
     let status = engine.status();
     tracing::info!(roots = ?engine.roots(), "watching; initial reconcile");
@@ -138,7 +142,14 @@ fn run(
         .map(|d| crossbeam_channel::tick(d / 2))
         .unwrap_or_else(crossbeam_channel::never);
     let mut in_flight = false;
+    // Roots that were deleted: checked once a second, watched again when they come back.
     loop {
+        let missing: Vec<PathBuf> = engine.roots().into_iter().filter(|r| !r.exists()).collect();
+        let recheck = if missing.is_empty() {
+            crossbeam_channel::never()
+        } else {
+            crossbeam_channel::after(ROOT_RECHECK)
+        };
         if let Some(worker) = &embed
             && !in_flight
             && engine.embeddings_pending() > 0
@@ -171,6 +182,7 @@ fn run(
             recv(control) -> msg => match msg {
                 Ok(Control::Reload(settings)) => {
                     let _ = sd_notify::notify(&[NotifyState::Reloading]);
+                    debounce = Duration::from_millis(settings.debounce_ms);
                     (watcher, changes) = reload(engine, watcher, changes, settings)?;
                     notify_ready(engine);
                 }
@@ -178,6 +190,16 @@ fn run(
             },
             recv(watchdog) -> _ => {
                 let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+            }
+            recv(recheck) -> _ => {
+                let back: Vec<PathBuf> = missing.iter().filter(|r| r.exists()).cloned().collect();
+                if !back.is_empty() {
+                    tracing::info!(roots = ?back, "deleted roots are back: watching and reconciling them");
+                    (watcher, changes) = rewatch(engine, watcher, changes, debounce);
+                    let stats = engine.reconcile(&back, &())?;
+                    log_batch("reconcile of re-created roots", &stats);
+                    engine.publish(settled(engine));
+                }
             }
         }
     }
@@ -194,24 +216,39 @@ fn reload(
     tracing::info!(roots = ?settings.roots.iter().map(|r| &r.path).collect::<Vec<_>>(), "reloading the configuration");
     engine.reconfigure(&settings.roots, settings.max_file_size)?;
     let roots = engine.roots();
-    let (watcher, changes) = match watch::start(&roots, Duration::from_millis(settings.debounce_ms))
-    {
-        Ok(w) => {
-            drop(old);
-            w
-        }
-        Err(e) => {
-            tracing::error!("cannot watch the new roots, keeping the old watches: {e:#}");
-            (old, old_changes)
-        }
-    };
-    let watches = watcher.watches();
-    engine.status().update(|s| s.watches_active = watches);
+    let (watcher, changes) = rewatch(
+        engine,
+        old,
+        old_changes,
+        Duration::from_millis(settings.debounce_ms),
+    );
     engine.publish(Phase::Scanning);
     let stats = engine.reconcile(&roots, &())?;
     log_batch("reconcile after reload", &stats);
     engine.publish(settled(engine));
     Ok((watcher, changes))
+}
+
+/// New watches on the engine's current roots (the old ones stay if that fails).
+fn rewatch(
+    engine: &Engine,
+    old: watch::Watcher,
+    old_changes: Receiver<watch::WatchBatch>,
+    debounce: Duration,
+) -> (watch::Watcher, Receiver<watch::WatchBatch>) {
+    let (watcher, changes) = match watch::start(&engine.roots(), debounce) {
+        Ok(w) => {
+            drop(old);
+            w
+        }
+        Err(e) => {
+            tracing::error!("cannot watch the roots, keeping the old watches: {e:#}");
+            (old, old_changes)
+        }
+    };
+    let watches = watcher.watches();
+    engine.status().update(|s| s.watches_active = watches);
+    (watcher, changes)
 }
 
 fn notify_ready(engine: &Engine) {

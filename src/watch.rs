@@ -57,6 +57,11 @@ pub fn start(roots: &[PathBuf], debounce: Duration) -> Result<(Watcher, Receiver
     })
     .context("cannot start the file watcher")?;
     for root in roots {
+        if !root.exists() {
+            // A deleted root is watched again when it comes back (see `service`).
+            tracing::warn!(root = %root.display(), "root does not exist (yet): not watched");
+            continue;
+        }
         debouncer.watch(root, RecursiveMode::Recursive).map_err(|e| {
             let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
                 " (the inotify watch limit is reached: raise the sysctl fs.inotify.max_user_watches)"
@@ -66,7 +71,11 @@ pub fn start(roots: &[PathBuf], debounce: Duration) -> Result<(Watcher, Receiver
             anyhow::anyhow!("{}: cannot watch: {e}{hint}", root.display())
         })?;
     }
-    let watches = roots.iter().map(|r| count_dirs(r)).sum();
+    let watches = roots
+        .iter()
+        .filter(|r| r.exists())
+        .map(|r| count_dirs(r))
+        .sum();
     Ok((
         Watcher {
             _debouncer: debouncer,
