@@ -70,6 +70,9 @@ pub enum Command {
         /// Quiet time before a burst of file events is applied, in milliseconds [default: 300]
         #[arg(long, value_name = "MS")]
         debounce_ms: Option<u64>,
+        /// Poll the roots every MS milliseconds instead of using inotify (network filesystems)
+        #[arg(long, value_name = "MS")]
+        poll: Option<u64>,
         /// Also serve the HTTP API on this TCP address (loopback only, e.g. 127.0.0.1:7878)
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,

@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
             scan,
             no_tui,
             debounce_ms,
+            poll,
             listen,
             listen_public,
         } => {
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 paths: scan.paths.clone(),
                 max_file_size: scan.max_file_size,
                 debounce_ms: *debounce_ms,
+                poll_ms: *poll,
                 listen: *listen,
                 listen_public: *listen_public,
             };
@@ -243,7 +245,12 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
         (backend(&engine), tx, rx)
     });
-    let service = service::start(engine, debounce, dashboard.as_ref().map(|d| d.1.clone()))?;
+    let service = service::start(
+        engine,
+        debounce,
+        settings.watch_mode(),
+        dashboard.as_ref().map(|d| d.1.clone()),
+    )?;
     service::supervise_reloads(
         service.reloader(),
         config_path,
@@ -444,6 +451,7 @@ fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<
         roots: settings.roots,
         max_file_size: settings.max_file_size,
         debounce_ms: crate::watch::DEFAULT_DEBOUNCE_MS,
+        poll_ms: None,
         workers: file.workers,
         listen: None,
         listen_public: false,

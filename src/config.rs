@@ -94,6 +94,8 @@ pub struct ConfigFile {
     pub roots: Vec<RootSpec>,
     /// ms.
     pub debounce_ms: Option<u64>,
+    /// Poll the roots every this many ms instead of using inotify.
+    pub poll_ms: Option<u64>,
     pub max_file_size: Option<Size>,
     /// Threads that hash and chunk files.
     pub workers: Option<usize>,
@@ -170,11 +172,23 @@ pub struct Settings {
     /// Canonical roots.
     pub roots: Vec<RootSpec>,
     pub debounce_ms: u64,
+    /// Polling interval (ms) instead of inotify, if any.
+    pub poll_ms: Option<u64>,
     /// Bytes.
     pub max_file_size: u64,
     pub workers: Option<usize>,
     pub listen: Option<std::net::SocketAddr>,
     pub listen_public: bool,
+}
+
+impl Settings {
+    /// How the watcher notices changes.
+    pub fn watch_mode(&self) -> crate::watch::Mode {
+        match self.poll_ms {
+            Some(ms) => crate::watch::Mode::Poll(std::time::Duration::from_millis(ms.max(10))),
+            None => crate::watch::Mode::Native,
+        }
+    }
 }
 
 /// Flag values that override the file (`None`: not given on the command line).
@@ -183,6 +197,7 @@ pub struct Overrides {
     pub paths: Vec<PathBuf>,
     pub max_file_size: Option<u64>,
     pub debounce_ms: Option<u64>,
+    pub poll_ms: Option<u64>,
     pub listen: Option<std::net::SocketAddr>,
     pub listen_public: bool,
 }
@@ -218,6 +233,7 @@ pub fn settings(file: &ConfigFile, flags: &Overrides) -> Result<Settings> {
             .debounce_ms
             .or(file.debounce_ms)
             .unwrap_or(crate::watch::DEFAULT_DEBOUNCE_MS),
+        poll_ms: flags.poll_ms.or(file.poll_ms),
         max_file_size: flags
             .max_file_size
             .or(file_size)

@@ -82,11 +82,12 @@ impl Service {
 pub fn start(
     mut engine: Engine,
     debounce: Duration,
+    mode: watch::Mode,
     activity: Option<Sender<HistoryRow>>,
 ) -> Result<Service> {
     let roots = engine.roots();
     // Watch first, so nothing that changes during the initial reconcile is missed.
-    let (watcher, changes) = watch::start(&roots, debounce)?;
+    let (watcher, changes) = watch::start(&roots, debounce, mode)?;
     let watches = watcher.watches();
     engine.status().update(|s| s.watches_active = watches);
     if let Some(tx) = activity {
@@ -100,7 +101,7 @@ pub fn start(
         .spawn(move || {
             let _finished = finished_tx;
             let status = engine.status();
-            let result = run(&mut engine, watcher, changes, &control_rx, debounce);
+            let result = run(&mut engine, watcher, changes, &control_rx, debounce, mode);
             if let Err(e) = &result {
                 tracing::error!("{e:#}");
                 status.update(|s| s.last_error = Some(format!("{e:#}")));
@@ -124,6 +125,7 @@ fn run(
     mut changes: Receiver<watch::WatchBatch>,
     control: &Receiver<Control>,
     mut debounce: Duration,
+    mut mode: watch::Mode,
 ) -> Result<()> {
     let status = engine.status();
     tracing::info!(roots = ?engine.roots(), "watching; initial reconcile");
@@ -142,6 +144,7 @@ fn run(
         .map(|d| crossbeam_channel::tick(d / 2))
         .unwrap_or_else(crossbeam_channel::never);
     let mut in_flight = false;
+    let mut poll_tick = poll_ticker(&watcher);
     // Roots that were deleted: checked once a second, watched again when they come back.
     loop {
         let missing: Vec<PathBuf> = engine.roots().into_iter().filter(|r| !r.exists()).collect();
@@ -183,7 +186,9 @@ fn run(
                 Ok(Control::Reload(settings)) => {
                     let _ = sd_notify::notify(&[NotifyState::Reloading]);
                     debounce = Duration::from_millis(settings.debounce_ms);
+                    mode = settings.watch_mode();
                     (watcher, changes) = reload(engine, watcher, changes, settings)?;
+                    poll_tick = poll_ticker(&watcher);
                     notify_ready(engine);
                 }
                 _ => return Ok(()),
@@ -191,11 +196,18 @@ fn run(
             recv(watchdog) -> _ => {
                 let _ = sd_notify::notify(&[NotifyState::Watchdog]);
             }
+            recv(poll_tick) -> _ => {
+                let polled = watcher.polled().to_vec();
+                let stats = engine.reconcile(&polled, &())?;
+                log_batch("polled", &stats);
+                engine.publish(settled(engine));
+            }
             recv(recheck) -> _ => {
                 let back: Vec<PathBuf> = missing.iter().filter(|r| r.exists()).cloned().collect();
                 if !back.is_empty() {
                     tracing::info!(roots = ?back, "deleted roots are back: watching and reconciling them");
-                    (watcher, changes) = rewatch(engine, watcher, changes, debounce);
+                    (watcher, changes) = rewatch(engine, watcher, changes, debounce, mode);
+                    poll_tick = poll_ticker(&watcher);
                     let stats = engine.reconcile(&back, &())?;
                     log_batch("reconcile of re-created roots", &stats);
                     engine.publish(settled(engine));
@@ -216,17 +228,22 @@ fn reload(
     tracing::info!(roots = ?settings.roots.iter().map(|r| &r.path).collect::<Vec<_>>(), "reloading the configuration");
     engine.reconfigure(&settings.roots, settings.max_file_size)?;
     let roots = engine.roots();
-    let (watcher, changes) = rewatch(
-        engine,
-        old,
-        old_changes,
-        Duration::from_millis(settings.debounce_ms),
-    );
+    let debounce = Duration::from_millis(settings.debounce_ms);
+    let (watcher, changes) = rewatch(engine, old, old_changes, debounce, settings.watch_mode());
     engine.publish(Phase::Scanning);
     let stats = engine.reconcile(&roots, &())?;
     log_batch("reconcile after reload", &stats);
     engine.publish(settled(engine));
     Ok((watcher, changes))
+}
+
+/// Ticks at the polling interval when some roots are polled; never otherwise.
+fn poll_ticker(watcher: &watch::Watcher) -> Receiver<std::time::Instant> {
+    if watcher.polled().is_empty() {
+        crossbeam_channel::never()
+    } else {
+        crossbeam_channel::tick(watcher.interval())
+    }
 }
 
 /// New watches on the engine's current roots (the old ones stay if that fails).
@@ -235,8 +252,9 @@ fn rewatch(
     old: watch::Watcher,
     old_changes: Receiver<watch::WatchBatch>,
     debounce: Duration,
+    mode: watch::Mode,
 ) -> (watch::Watcher, Receiver<watch::WatchBatch>) {
-    let (watcher, changes) = match watch::start(&engine.roots(), debounce) {
+    let (watcher, changes) = match watch::start(&engine.roots(), debounce, mode) {
         Ok(w) => {
             drop(old);
             w

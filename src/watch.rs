@@ -32,10 +32,26 @@ pub struct WatchBatch {
     pub errors: Vec<String>,
 }
 
+/// How changes are noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// inotify, falling back to polling for roots it cannot cover.
+    Native,
+    /// Poll every root at this interval (for network filesystems and the like).
+    Poll(Duration),
+}
+
+/// Polling interval when native watching fails and vigil falls back.
+pub const FALLBACK_POLL: Duration = Duration::from_secs(2);
+
 /// A running watcher; dropping it stops the watches.
 pub struct Watcher {
-    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    _native: Option<Debouncer<notify::RecommendedWatcher, RecommendedCache>>,
+    /// Keeps the channel open when nothing is watched natively (all roots polled).
+    _tx: Sender<WatchBatch>,
     watches: u64,
+    polled: Vec<PathBuf>,
+    interval: Duration,
 }
 
 impl Watcher {
@@ -44,42 +60,88 @@ impl Watcher {
     pub fn watches(&self) -> u64 {
         self.watches
     }
+
+    /// Roots watched by polling: the service reconciles them every [`Watcher::interval`].
+    /// Polling is vigil's own reconcile (size and ns mtime, then blake3), not notify's
+    /// PollWatcher, whose one-second mtime misses a change made in the same second.
+    pub fn polled(&self) -> &[PathBuf] {
+        &self.polled
+    }
+
+    /// How often polled roots are reconciled.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
 }
 
-/// Starts recursive watches on `roots`, delivering batches on the returned channel.
+/// Starts recursive watches on `roots`, delivering batches on the returned channel. Roots
+/// that do not exist are skipped (the service watches them again when they come back). In
+/// [`Mode::Native`], a root inotify cannot cover (the watch limit, an unsupported
+/// filesystem) is polled every [`FALLBACK_POLL`] instead, with an error that names the cause;
+/// in [`Mode::Poll`] every root is polled.
 ///
-/// Errors: a root cannot be watched (missing, or the inotify watch limit is reached — the
-/// message then names the sysctl to raise).
-pub fn start(roots: &[PathBuf], debounce: Duration) -> Result<(Watcher, Receiver<WatchBatch>)> {
+/// Errors: the watcher threads cannot start.
+pub fn start(
+    roots: &[PathBuf],
+    debounce: Duration,
+    mode: Mode,
+) -> Result<(Watcher, Receiver<WatchBatch>)> {
     let (tx, rx): (Sender<WatchBatch>, Receiver<WatchBatch>) = crossbeam_channel::unbounded();
-    let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
-        let _ = tx.send(to_batch(result));
-    })
-    .context("cannot start the file watcher")?;
-    for root in roots {
-        if !root.exists() {
-            // A deleted root is watched again when it comes back (see `service`).
-            tracing::warn!(root = %root.display(), "root does not exist (yet): not watched");
-            continue;
-        }
-        debouncer.watch(root, RecursiveMode::Recursive).map_err(|e| {
-            let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
-                " (the inotify watch limit is reached: raise the sysctl fs.inotify.max_user_watches)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("{}: cannot watch: {e}{hint}", root.display())
-        })?;
-    }
-    let watches = roots
+    let existing: Vec<&PathBuf> = roots
         .iter()
-        .filter(|r| r.exists())
-        .map(|r| count_dirs(r))
-        .sum();
+        .filter(|r| {
+            let ok = r.exists();
+            if !ok {
+                // A deleted root is watched again when it comes back (see `service`).
+                tracing::warn!(root = %r.display(), "root does not exist (yet): not watched");
+            }
+            ok
+        })
+        .collect();
+    let mut to_poll: Vec<PathBuf> = Vec::new();
+    let mut native = None;
+    let mut watches = 0;
+    match mode {
+        Mode::Poll(_) => to_poll = existing.iter().map(|r| r.to_path_buf()).collect(),
+        Mode::Native => {
+            let sender = tx.clone();
+            let mut debouncer =
+                new_debouncer(debounce, None, move |result: DebounceEventResult| {
+                    let _ = sender.send(to_batch(result));
+                })
+                .context("cannot start the file watcher")?;
+            for root in &existing {
+                match debouncer.watch(root, RecursiveMode::Recursive) {
+                    Ok(()) => watches += count_dirs(root),
+                    Err(e) => {
+                        let hint = if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                            " (the inotify watch limit is reached: raise the sysctl fs.inotify.max_user_watches)"
+                        } else {
+                            ""
+                        };
+                        tracing::error!(
+                            "{}: cannot watch natively: {e}{hint}; polling it every {} s instead",
+                            root.display(),
+                            FALLBACK_POLL.as_secs()
+                        );
+                        to_poll.push(root.to_path_buf());
+                    }
+                }
+            }
+            native = Some(debouncer);
+        }
+    }
+    let interval = match mode {
+        Mode::Poll(d) => d,
+        Mode::Native => FALLBACK_POLL,
+    };
     Ok((
         Watcher {
-            _debouncer: debouncer,
+            _native: native,
+            _tx: tx,
             watches,
+            polled: to_poll,
+            interval,
         },
         rx,
     ))

@@ -209,10 +209,10 @@ fn wait_for_quiet(t: &Tree) {
     panic!("the watcher never went quiet");
 }
 
-fn storm(ops: u64, seed: u64) {
+fn storm(ops: u64, seed: u64, watch_args: &[&str]) {
     let t = Tree::new(false);
     t.write("seed.txt", "calm water\n");
-    let w = t.watch();
+    let w = t.watch_with(watch_args);
     let mut storm = Storm::new(&t, seed);
     while storm.ops < ops {
         storm.step();
@@ -240,13 +240,18 @@ fn storm(ops: u64, seed: u64) {
 
 #[test]
 fn a_storm_of_random_operations_leaves_no_drift() {
-    storm(1500, 7);
+    storm(1500, 7, &[]);
+}
+
+#[test]
+fn a_storm_under_the_polling_backend_leaves_no_drift() {
+    storm(600, 11, &["--poll", "100"]);
 }
 
 #[test]
 #[ignore = "soak: minutes; run with --ignored"]
 fn a_long_storm_leaves_no_drift() {
     for seed in 1..=5 {
-        storm(10_000, seed);
+        storm(10_000, seed, &[]);
     }
 }

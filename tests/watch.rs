@@ -171,3 +171,31 @@ fn renaming_a_directory_moves_its_files_as_renames() {
     assert_eq!(renamed.len(), 2, "{renamed:?}");
     assert!(w.stop().success());
 }
+
+#[test]
+fn the_polling_backend_follows_changes_too() {
+    let t = Tree::new(false);
+    t.write("notes/a.md", "sextant in a drawer\n");
+    let w = t.watch_with(&["--poll", "150"]);
+    t.write("notes/b.md", "a barometer on the wall\n");
+    wait_for("create (polled)", || {
+        t.found("barometer", &[]) == vec!["notes/b.md"]
+    });
+    t.write("notes/b.md", "a chronometer on the wall, longer now\n");
+    wait_for("modify (polled)", || {
+        t.found("chronometer", &[]) == vec!["notes/b.md"]
+    });
+    fs::rename(t.path("notes/a.md"), t.path("drawer.md")).unwrap();
+    wait_for("rename (polled)", || {
+        t.found("sextant", &[]) == vec!["drawer.md"]
+    });
+    fs::remove_file(t.path("notes/b.md")).unwrap();
+    wait_for("delete (polled)", || t.found("chronometer", &[]).is_empty());
+    let out = t.run(&["verify", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(w.stop().success());
+}
