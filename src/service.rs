@@ -148,6 +148,10 @@ fn run(
     // Roots that were deleted: checked once a second, watched again when they come back.
     loop {
         let missing: Vec<PathBuf> = engine.roots().into_iter().filter(|r| !r.exists()).collect();
+        let retry = match engine.next_retry() {
+            Some(t) => crossbeam_channel::at(t),
+            None => crossbeam_channel::never(),
+        };
         let recheck = if missing.is_empty() {
             crossbeam_channel::never()
         } else {
@@ -195,6 +199,11 @@ fn run(
             },
             recv(watchdog) -> _ => {
                 let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+            }
+            recv(retry) -> _ => {
+                let due = engine.due_retries();
+                let stats = engine.reconcile(&due, &())?;
+                log_batch("retried", &stats);
             }
             recv(poll_tick) -> _ => {
                 let polled = watcher.polled().to_vec();

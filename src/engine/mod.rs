@@ -6,6 +6,7 @@
 //! dashboard is asking.
 
 mod reconcile;
+pub mod retry;
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -67,6 +68,8 @@ pub struct Engine {
     file_states: [u64; 3],
     /// Shared Prometheus metrics.
     metrics: Arc<Metrics>,
+    /// Files whose last read failed transiently, with their backoff.
+    retries: retry::Retries,
     /// Set to stop a long reconcile at its next slice (shutdown).
     cancel: Arc<std::sync::atomic::AtomicBool>,
     /// Set once the initial reconcile is done: changes are then live edits, and their
@@ -159,6 +162,7 @@ impl Engine {
             status: StatusCell::default(),
             file_states: [0; 3],
             metrics: Arc::new(Metrics::new()),
+            retries: retry::Retries::default(),
             cancel: Arc::default(),
             live: false,
             activity: Vec::new(),
@@ -407,6 +411,16 @@ impl Engine {
         };
         self.store
             .set_setting("settings", &serde_json::to_string(&settings)?)
+    }
+
+    /// When the next transient failure is due for another read.
+    pub fn next_retry(&self) -> Option<std::time::Instant> {
+        self.retries.next_due()
+    }
+
+    /// The paths whose retry is due now.
+    pub fn due_retries(&mut self) -> Vec<PathBuf> {
+        self.retries.take_due(std::time::Instant::now())
     }
 
     /// The flag that stops a running reconcile at its next slice.

@@ -105,6 +105,8 @@ enum Outcome {
     },
     Failed {
         reason: String,
+        /// The error may pass by itself: read again later, with backoff.
+        transient: bool,
     },
 }
 
@@ -463,6 +465,15 @@ impl Engine {
     ) -> Result<()> {
         let key = path_key(&file.path);
         let stored = file.stored.clone();
+        if !matches!(
+            outcome,
+            Outcome::Failed {
+                transient: true,
+                ..
+            }
+        ) {
+            self.retries.clear(&file.path);
+        }
         let (hash, size, chunks) = match outcome {
             Outcome::Vanished => {
                 if let Some(rec) = stored {
@@ -484,7 +495,14 @@ impl Engine {
                 );
                 return Ok(());
             }
-            Outcome::Failed { reason } => {
+            Outcome::Failed { reason, transient } => {
+                if transient {
+                    if self.retries.schedule(&file.path, std::time::Instant::now()) {
+                        tracing::debug!(path = %file.path.display(), %reason, "transient read error: will retry");
+                    } else {
+                        tracing::warn!(path = %file.path.display(), %reason, "still failing after {} attempts: giving up until it changes", super::retry::MAX_ATTEMPTS);
+                    }
+                }
                 self.record_state(
                     batch,
                     key,
@@ -712,6 +730,7 @@ fn read_outcome(
             metrics.error("read");
             Outcome::Failed {
                 reason: e.to_string(),
+                transient: super::retry::is_transient(&e),
             }
         }
     }
