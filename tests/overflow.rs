@@ -1,6 +1,7 @@
-//! Kernel queue overflow: with a tiny `fs.inotify.max_queued_events`, a burst loses events;
-//! the watcher must notice (notify flags a rescan) and reconcile, so `verify` is clean.
-//! Its own test binary, so no other watcher starts while the sysctl is lowered.
+//! Kernel limits: with a tiny `fs.inotify.max_queued_events`, a burst loses events and the
+//! watcher must notice (notify flags a rescan) and reconcile; with a tiny
+//! `fs.inotify.max_user_watches`, native watching fails and vigil must say so and poll.
+//! Its own test binary, its tests serialised, so no other watcher runs while a sysctl is low.
 
 mod common;
 
@@ -10,29 +11,39 @@ use common::Tree;
 use serde_json::Value;
 
 const SYSCTL: &str = "/proc/sys/fs/inotify/max_queued_events";
+const WATCHES: &str = "/proc/sys/fs/inotify/max_user_watches";
 
-/// Restores the sysctl on drop.
-struct Lowered(String);
+/// One test at a time in this binary.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Lowers a sysctl, restoring it on drop; `None` (with a SKIPPED message) where it cannot.
+struct Lowered(&'static str, String);
+
+impl Lowered {
+    fn new(path: &'static str, value: &str) -> Option<Self> {
+        let old = fs::read_to_string(path).ok()?;
+        if fs::write(path, value).is_err() {
+            eprintln!("SKIPPED: cannot lower {path} (needs root and a writable /proc/sys)");
+            return None;
+        }
+        Some(Self(path, old.trim().to_string()))
+    }
+}
 
 impl Drop for Lowered {
     fn drop(&mut self) {
-        let _ = fs::write(SYSCTL, &self.0);
+        let _ = fs::write(self.0, &self.1);
     }
 }
 
 #[test]
 fn a_queue_overflow_triggers_a_rescan_and_no_drift() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let t = Tree::new(false);
     t.write("start.txt", "beginning\n");
-    let Ok(old) = fs::read_to_string(SYSCTL) else {
-        eprintln!("SKIPPED: {SYSCTL} is not readable here");
+    let Some(guard) = Lowered::new(SYSCTL, "32") else {
         return;
     };
-    if fs::write(SYSCTL, "32").is_err() {
-        eprintln!("SKIPPED: cannot lower {SYSCTL} (needs root and a writable /proc/sys)");
-        return;
-    }
-    let guard = Lowered(old.trim().to_string());
     // The limit is read when an inotify instance is created: start the watcher now...
     let w = t.watch();
     // ...and restore it for everyone else at once.
@@ -60,6 +71,37 @@ fn a_queue_overflow_triggers_a_rescan_and_no_drift() {
     assert!(
         log.contains("lost events"),
         "the overflow was not noticed:\n{log}"
+    );
+    assert!(w.stop().success());
+}
+
+#[test]
+fn hitting_the_watch_limit_names_the_sysctl_and_falls_back_to_polling() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let t = Tree::new(false);
+    for i in 0..40 {
+        t.write(&format!("d{i}/a.txt"), format!("lighthouse {i}\n"));
+    }
+    let w = {
+        let Some(_low) = Lowered::new(WATCHES, "8") else {
+            return;
+        };
+        t.watch()
+    };
+    let log = fs::read_to_string(&w.log).unwrap_or_default();
+    assert!(
+        log.contains("fs.inotify.max_user_watches") && log.contains("polling"),
+        "{log}"
+    );
+    t.write("d3/new.txt", "foghorn\n");
+    common::wait_for("the polled change", || {
+        t.found("foghorn", &[]) == vec!["d3/new.txt"]
+    });
+    let out = t.run(&["verify", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     assert!(w.stop().success());
 }
