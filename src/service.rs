@@ -145,9 +145,16 @@ fn run(
         .unwrap_or_else(crossbeam_channel::never);
     let mut in_flight = false;
     let mut poll_tick = poll_ticker(&watcher);
-    // Roots that were deleted: checked once a second, watched again when they come back.
+    // Roots whose watch died (the root itself was deleted or moved): checked once a second,
+    // watched again when they exist. A root re-created before the check is caught too.
+    let mut unwatched: Vec<PathBuf> = Vec::new();
     loop {
-        let missing: Vec<PathBuf> = engine.roots().into_iter().filter(|r| !r.exists()).collect();
+        for root in engine.roots() {
+            if !root.exists() && !unwatched.contains(&root) {
+                unwatched.push(root);
+            }
+        }
+        let missing = unwatched.clone();
         let retry = match engine.next_retry() {
             Some(t) => crossbeam_channel::at(t),
             None => crossbeam_channel::never(),
@@ -171,7 +178,11 @@ fn run(
         select! {
             recv(changes) -> batch => {
                 let Ok(first) = batch else { bail!("the file watcher stopped") };
-                apply_changes(engine, &status, first, &changes)?;
+                for root in apply_changes(engine, &status, first, &changes)? {
+                    if !unwatched.contains(&root) {
+                        unwatched.push(root);
+                    }
+                }
                 notify_status(engine);
             }
             recv(done) -> result => {
@@ -212,7 +223,8 @@ fn run(
                 engine.publish(settled(engine));
             }
             recv(recheck) -> _ => {
-                let back: Vec<PathBuf> = missing.iter().filter(|r| r.exists()).cloned().collect();
+                let back: Vec<PathBuf> = missing.iter().filter(|r| r.is_dir()).cloned().collect();
+                unwatched.retain(|r| !back.contains(r));
                 if !back.is_empty() {
                     tracing::info!(roots = ?back, "deleted roots are back: watching and reconciling them");
                     (watcher, changes) = rewatch(engine, watcher, changes, debounce, mode);
@@ -307,7 +319,7 @@ fn apply_changes(
     status: &StatusCell,
     first: watch::WatchBatch,
     changes: &Receiver<watch::WatchBatch>,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let roots = engine.roots();
     let metrics = engine.metrics();
     let mut paths = first.paths;
@@ -341,14 +353,20 @@ fn apply_changes(
         paths = roots.clone();
     }
     if paths.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    // An event on a root itself means its watch is gone (deleted, moved away).
+    let dead_roots: Vec<PathBuf> = roots
+        .iter()
+        .filter(|r| paths.contains(r))
+        .cloned()
+        .collect();
     let stats = engine.reconcile(&paths, &())?;
     let waiting = changes.len() as u64;
     status.update(|s| s.queue_depth = waiting);
     log_batch("applied batch", &stats);
     engine.publish(settled(engine));
-    Ok(())
+    Ok(dead_roots)
 }
 
 fn log_batch(what: &str, s: &ReconcileStats) {
