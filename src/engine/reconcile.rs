@@ -258,7 +258,12 @@ impl Engine {
             let outcomes: Vec<Outcome> = slice
                 .par_iter()
                 .map(|f| {
-                    let outcome = read_outcome(&chunker, &f.path, limit, &metrics);
+                    let indexed = f
+                        .stored
+                        .as_ref()
+                        .filter(|r| r.state == FileState::Indexed)
+                        .and_then(|r| r.hash.as_deref());
+                    let outcome = read_outcome(&chunker, &f.path, limit, &metrics, indexed);
                     let chunks = match &outcome {
                         Outcome::Content { chunks, .. } => chunks.len() as u64,
                         _ => 0,
@@ -697,16 +702,26 @@ impl Engine {
     }
 }
 
+/// Reads, hashes and chunks one file. When the content hashes to `indexed` (the hash of the
+/// content already indexed: a `touch`), chunking is skipped: the stored chunks stay.
 fn read_outcome(
     chunker: &crate::pipeline::chunk::Chunker,
     path: &Path,
     limit: u64,
     metrics: &Metrics,
+    indexed: Option<&str>,
 ) -> Outcome {
     let started = Instant::now();
     let read = read_file(path, limit);
     Metrics::time(&metrics.hash_seconds, started.elapsed());
     match read {
+        Ok(content) if indexed.is_some_and(|h| h == hex::encode(content.hash)) => {
+            Outcome::Content {
+                hash: content.hash,
+                size: content.size,
+                chunks: Vec::new(),
+            }
+        }
         Ok(content) => {
             let started = Instant::now();
             let chunks = chunker.chunk(path, &content.text);
