@@ -118,11 +118,6 @@ fn twenty_kill_9s_during_indexing_and_watching_then_verify_is_clean() {
         let _ = child.wait();
         // The restart opens redb and tantivy without errors and repairs to the disk.
         t.index();
-        let out = t.run(&["verify", "--json"]);
-        assert!(
-            out.status.success(),
-            "round {round}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        t.assert_verified(&format!("round {round}"));
     }
 }

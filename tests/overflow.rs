@@ -97,11 +97,6 @@ fn hitting_the_watch_limit_names_the_sysctl_and_falls_back_to_polling() {
     common::wait_for("the polled change", || {
         t.found("foghorn", &[]) == vec!["d3/new.txt"]
     });
-    let out = t.run(&["verify", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    t.assert_verified("after falling back to polling");
     assert!(w.stop().success());
 }

@@ -191,11 +191,6 @@ fn the_polling_backend_follows_changes_too() {
     });
     fs::remove_file(t.path("notes/b.md")).unwrap();
     wait_for("delete (polled)", || t.found("chronometer", &[]).is_empty());
-    let out = t.run(&["verify", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    t.assert_verified("polling");
     assert!(w.stop().success());
 }

@@ -166,6 +166,17 @@ impl Tree {
             .unwrap_or(abs.to_string())
     }
 
+    /// Asserts that `vigil verify` finds the index equal to the disk.
+    pub fn assert_verified(&self, context: &str) {
+        let out = self.run(&["verify", "--json"]);
+        assert!(
+            out.status.success(),
+            "{context}: verify found differences:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `vigil history --json` → rows, newest first.
     pub fn history(&self) -> Vec<Value> {
         json_lines(&self.ok(&["history", "--json", "--limit", "1000"]))
