@@ -84,6 +84,7 @@ fn main() {
         roots: vec![vigil::config::RootSpec::plain(root.clone())],
         max_file_size: 10 * 1024 * 1024,
         model: None,
+        s3: Default::default(),
     };
     let mut engine = Engine::open(config.clone()).unwrap();
     let t = Instant::now();

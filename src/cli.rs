@@ -44,13 +44,31 @@ pub enum LogFormat {
 /// Scan options shared by `index` and `watch`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScanArgs {
-    /// Directories to index [default: the roots of the configuration file]
+    /// Directories, or object-storage prefixes (s3://bucket/prefix), to index [default: the
+    /// roots of the configuration file]
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
     /// Skip files larger than this many bytes (suffixes K, M, G: powers of 1024) [default: 10M]
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_file_size: Option<u64>,
+
+    /// Endpoint of an S3-compatible service (MinIO, Ceph, R2…), path-style addressing
+    /// [default: AWS, or AWS_ENDPOINT_URL]
+    #[arg(long, value_name = "URL", env = "VIGIL_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// Region of the buckets [default: AWS_REGION, else us-east-1]
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// Allow plain http to an S3 endpoint that is not loopback (requests travel unencrypted)
+    #[arg(long)]
+    pub s3_allow_http: bool,
+
+    /// Objects downloaded at once per s3:// root [default: 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub s3_downloads: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +91,9 @@ pub enum Command {
         /// Poll the roots every MS milliseconds instead of using inotify (network filesystems)
         #[arg(long, value_name = "MS")]
         poll: Option<u64>,
+        /// Time between two listings of each s3:// root, e.g. 30s, 5m [default: 30s]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+        poll_interval: Option<u64>,
         /// Also serve the HTTP API on this TCP address (loopback only, e.g. 127.0.0.1:7878)
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
@@ -151,6 +172,13 @@ pub enum ModelAction {
     Fetch,
     /// Print the model name, dimensions, file paths and checksums
     Info,
+}
+
+/// Parses a duration such as `30s`, `5m`, `1500ms` into milliseconds (at least 1 ms).
+pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration such as 30s: {e}"))?;
+    Ok((d.as_millis() as u64).max(1))
 }
 
 /// Parses `123`, `64K`, `10M`, `1G`, `2 KiB` into bytes; K, M, G are powers of 1024.

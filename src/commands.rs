@@ -12,7 +12,7 @@ use crate::api::http::{self, ListenConfig};
 use crate::api::{Backend, Request, Response, client};
 use crate::cli::{Cli, Command, ConfigAction, ModelAction};
 use crate::config::{ConfigFile, Overrides, Settings};
-use crate::engine::{Engine, EngineConfig, Progress};
+use crate::engine::{Engine, EngineConfig, Progress, ReconcileStats};
 use crate::index::text::TextIndex;
 use crate::model::{self, MODEL_DIMS, MODEL_NAME};
 use crate::output;
@@ -25,29 +25,23 @@ use crate::{config, service};
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Index { scan } => {
-            let flags = Overrides {
-                paths: scan.paths.clone(),
-                max_file_size: scan.max_file_size,
-                ..Default::default()
-            };
-            index(&cli, &flags)
-        }
+        Command::Index { scan } => index(&cli, &scan_overrides(scan)),
         Command::Watch {
             scan,
             no_tui,
             debounce_ms,
             poll,
+            poll_interval,
             listen,
             listen_public,
         } => {
             let flags = Overrides {
-                paths: scan.paths.clone(),
-                max_file_size: scan.max_file_size,
                 debounce_ms: *debounce_ms,
                 poll_ms: *poll,
+                poll_interval_ms: *poll_interval,
                 listen: *listen,
                 listen_public: *listen_public,
+                ..scan_overrides(scan)
             };
             watch(&cli, &flags, *no_tui)
         }
@@ -101,6 +95,19 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The flags `index` and `watch` share.
+fn scan_overrides(scan: &crate::cli::ScanArgs) -> Overrides {
+    Overrides {
+        paths: scan.paths.clone(),
+        max_file_size: scan.max_file_size,
+        s3_endpoint: scan.s3_endpoint.clone(),
+        s3_region: scan.s3_region.clone(),
+        s3_allow_http: scan.s3_allow_http,
+        s3_downloads: scan.s3_downloads.map(usize::from),
+        ..Default::default()
+    }
+}
+
 /// The configuration file of this invocation (`--config`, else the default one if it exists).
 ///
 /// Errors: the file is invalid (its path and the reason).
@@ -131,6 +138,7 @@ fn open_engine(cli: &Cli, file: &ConfigFile, settings: &Settings) -> Result<Engi
         roots: settings.roots.clone(),
         max_file_size: settings.max_file_size,
         model,
+        s3: settings.s3.clone(),
     })
 }
 
@@ -149,8 +157,9 @@ fn index(cli: &Cli, flags: &Overrides) -> Result<()> {
     engine.publish(Phase::Scanning);
     let bar = output::ProgressBar::new("indexing", "files");
     let roots = engine.roots();
-    let stats = engine.reconcile(&roots, &bar)?;
+    let mut stats = engine.reconcile(&roots, &bar)?;
     bar.finish();
+    let remote_errors = index_remotes(&mut engine, &mut stats)?;
     let computed = if engine.embeddings_enabled() {
         embed_all(&mut engine)?
     } else {
@@ -158,7 +167,43 @@ fn index(cli: &Cli, flags: &Overrides) -> Result<()> {
     };
     engine.checkpoint()?;
     output::summary(&stats, computed, started.elapsed());
+    if !remote_errors.is_empty() {
+        bail!("{}", remote_errors.join("\n"));
+    }
     Ok(())
+}
+
+/// Polls every object-storage root once (the one-shot `index`), printing what each did.
+/// Returns one message per root that failed; the others are indexed regardless.
+///
+/// Errors: only failures of the index itself.
+fn index_remotes(engine: &mut Engine, totals: &mut ReconcileStats) -> Result<Vec<String>> {
+    let mut errors = Vec::new();
+    for root in engine.remote_roots() {
+        let name = root.to_string_lossy().into_owned();
+        let remote = match crate::s3::Remote::connect(&root, engine.s3_options()) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(crate::s3::redact(&format!("{e:#}")));
+                continue;
+            }
+        };
+        match service::poll_inline(engine, &remote, totals) {
+            Ok(s) => eprintln!(
+                "{name}: {} objects listed, {} unchanged, {} downloaded ({}), {} deleted, {} skipped, {} failed",
+                s.listed,
+                s.unchanged,
+                s.downloaded,
+                output::bytes(s.downloaded_bytes),
+                s.deleted,
+                s.skipped,
+                s.failed
+            ),
+            Err(crate::s3::poll::PollError::Remote(e)) => errors.push(format!("{name}: {e}")),
+            Err(crate::s3::poll::PollError::Index(e)) => return Err(e),
+        }
+    }
+    Ok(errors)
 }
 
 /// Embeds every queued chunk text, in bounded batches, with a progress bar; returns how many.
@@ -455,6 +500,7 @@ fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<
         workers: file.workers,
         listen: None,
         listen_public: false,
+        s3: settings.s3,
     };
     let mut engine = open_engine(cli, &file, &settings)?;
     let mut keys: Vec<Vec<u8>> = differences
@@ -467,6 +513,10 @@ fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<
     engine.forget(&keys, "verify --repair")?;
     let roots = engine.roots();
     engine.reconcile(&roots, &())?;
+    let remote_errors = index_remotes(&mut engine, &mut ReconcileStats::default())?;
+    if !remote_errors.is_empty() {
+        bail!("{}", remote_errors.join("\n"));
+    }
     if engine.embeddings_enabled() {
         embed_all(&mut engine)?;
     }
@@ -482,6 +532,9 @@ fn status(cli: &Cli, json: bool) -> Result<()> {
 
 fn history(cli: &Cli, path: Option<&Path>, limit: usize, json: bool) -> Result<()> {
     let path = path.map(|p| {
+        if crate::s3::is_remote(p) {
+            return p.to_path_buf();
+        }
         p.canonicalize()
             .unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.to_path_buf()))
     });

@@ -33,22 +33,6 @@ pub fn model(cli: &Cli, file: &ConfigFile) -> Result<Option<ModelFiles>> {
         .context("embeddings need a model (or run text-only with --no-embed)")
 }
 
-/// Canonical, existing roots.
-///
-/// Errors: a path does not exist or cannot be resolved (named, with the reason).
-pub fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut roots = Vec::new();
-    for p in paths {
-        let root = p
-            .canonicalize()
-            .with_context(|| format!("{}: cannot index", p.display()))?;
-        if !roots.contains(&root) {
-            roots.push(root);
-        }
-    }
-    Ok(roots)
-}
-
 /// Whether an index exists in `dir`.
 pub fn index_exists(dir: &Path) -> bool {
     dir.join("index.redb").is_file()
@@ -105,6 +89,30 @@ pub struct ConfigFile {
     /// TCP address of the HTTP API (loopback unless `listen_public`).
     pub listen: Option<std::net::SocketAddr>,
     pub listen_public: Option<bool>,
+    /// How object-storage (`s3://`) roots are reached and polled.
+    pub s3: Option<S3File>,
+}
+
+/// `[s3]` in the configuration file. Credentials are never read from here: they come from
+/// the standard AWS environment variables.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3File {
+    /// Endpoint URL of an S3-compatible service (MinIO, Ceph, R2…); path-style addressing.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Allow plain http to a host that is not loopback.
+    pub allow_http: Option<bool>,
+    /// Time between polls, e.g. "30s", "5m".
+    pub poll_interval: Option<String>,
+    /// Objects downloaded at once, per root.
+    pub downloads: Option<usize>,
+}
+
+fn poll_interval_ms(text: &str) -> Result<u64> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| anyhow::anyhow!("poll_interval = {text:?}: {e}"))?;
+    Ok(d.as_millis() as u64)
 }
 
 /// The default configuration file, if the user has one.
@@ -130,9 +138,13 @@ pub fn load_file(path: &Path) -> Result<ConfigFile> {
 
 fn validate(file: &ConfigFile) -> Result<()> {
     for root in &file.roots {
-        root.path
-            .canonicalize()
-            .with_context(|| format!("root {}", root.path.display()))?;
+        if crate::s3::is_remote(&root.path) {
+            crate::s3::S3Url::parse(&root.path.to_string_lossy())?;
+        } else {
+            root.path
+                .canonicalize()
+                .with_context(|| format!("root {}", root.path.display()))?;
+        }
         for g in root.include.iter().chain(&root.exclude) {
             globset::Glob::new(g)
                 .with_context(|| format!("root {}: glob {g:?}", root.path.display()))?;
@@ -140,6 +152,14 @@ fn validate(file: &ConfigFile) -> Result<()> {
     }
     if let Some(size) = &file.max_file_size {
         size_bytes(size)?;
+    }
+    if let Some(s3) = &file.s3 {
+        if let Some(text) = &s3.poll_interval {
+            poll_interval_ms(text)?;
+        }
+        if s3.downloads == Some(0) {
+            anyhow::bail!("[s3] downloads = 0: must be at least 1");
+        }
     }
     if let Some(w) = file.workers
         && !(1..=256).contains(&w)
@@ -179,6 +199,8 @@ pub struct Settings {
     pub workers: Option<usize>,
     pub listen: Option<std::net::SocketAddr>,
     pub listen_public: bool,
+    /// How object-storage roots are reached and polled.
+    pub s3: crate::s3::S3Options,
 }
 
 impl Settings {
@@ -200,6 +222,12 @@ pub struct Overrides {
     pub poll_ms: Option<u64>,
     pub listen: Option<std::net::SocketAddr>,
     pub listen_public: bool,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_allow_http: bool,
+    pub s3_downloads: Option<usize>,
+    /// ms.
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// Merges flags over the file over defaults.
@@ -218,15 +246,38 @@ pub fn settings(file: &ConfigFile, flags: &Overrides) -> Result<Settings> {
     }
     let mut roots: Vec<RootSpec> = Vec::new();
     for spec in specs {
-        let path = spec
-            .path
-            .canonicalize()
-            .with_context(|| format!("{}: cannot index", spec.path.display()))?;
+        let path = if crate::s3::is_remote(&spec.path) {
+            crate::s3::S3Url::parse(&spec.path.to_string_lossy())?.root()
+        } else {
+            spec.path
+                .canonicalize()
+                .with_context(|| format!("{}: cannot index", spec.path.display()))?
+        };
         if !roots.iter().any(|r| r.path == path) {
             roots.push(RootSpec { path, ..spec });
         }
     }
     let file_size = file.max_file_size.as_ref().map(size_bytes).transpose()?;
+    let s3_file = file.s3.clone().unwrap_or_default();
+    let file_interval = s3_file
+        .poll_interval
+        .as_deref()
+        .map(poll_interval_ms)
+        .transpose()?;
+    let s3 = crate::s3::S3Options {
+        endpoint: flags.s3_endpoint.clone().or(s3_file.endpoint),
+        region: flags.s3_region.clone().or(s3_file.region),
+        allow_http: flags.s3_allow_http || s3_file.allow_http == Some(true),
+        poll_interval_ms: flags
+            .poll_interval_ms
+            .or(file_interval)
+            .unwrap_or(crate::s3::DEFAULT_POLL_INTERVAL.as_millis() as u64),
+        downloads: flags
+            .s3_downloads
+            .or(s3_file.downloads)
+            .unwrap_or(crate::s3::DEFAULT_DOWNLOADS)
+            .max(1),
+    };
     Ok(Settings {
         roots,
         debounce_ms: flags
@@ -241,6 +292,7 @@ pub fn settings(file: &ConfigFile, flags: &Overrides) -> Result<Settings> {
         workers: file.workers,
         listen: flags.listen.or(file.listen),
         listen_public: flags.listen_public || file.listen_public == Some(true),
+        s3,
     })
 }
 

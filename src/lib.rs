@@ -13,6 +13,7 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod records;
+pub mod s3;
 pub mod scan;
 pub mod search;
 pub mod service;

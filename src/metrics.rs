@@ -26,6 +26,12 @@ pub struct Stage {
     pub stage: String,
 }
 
+/// An `outcome` label (ok, error).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: String,
+}
+
 /// Every metric vigil exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -44,6 +50,14 @@ pub struct Metrics {
     pub embed_seconds: Histogram,
     pub commit_seconds: Histogram,
     pub save_to_searchable_seconds: Histogram,
+    /// Polls of object-storage roots, by outcome (`ok`, `error`).
+    pub s3_polls: Family<Outcome, Counter>,
+    /// Objects listed by polls of object-storage roots.
+    pub s3_objects_listed: Counter,
+    /// Objects downloaded (new or changed ETag), and their bytes.
+    pub s3_downloads: Counter,
+    pub s3_download_bytes: Counter,
+    pub s3_poll_seconds: Histogram,
 }
 
 /// 100 µs … ~52 s in 20 factor-2 buckets.
@@ -76,6 +90,11 @@ impl Metrics {
             embed_seconds: seconds_histogram(),
             commit_seconds: seconds_histogram(),
             save_to_searchable_seconds: seconds_histogram(),
+            s3_polls: Family::default(),
+            s3_objects_listed: Counter::default(),
+            s3_downloads: Counter::default(),
+            s3_download_bytes: Counter::default(),
+            s3_poll_seconds: seconds_histogram(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -106,6 +125,31 @@ impl Metrics {
                 m.queue_depth.clone(),
             );
             r.register("files", "Files indexed", m.files.clone());
+            r.register(
+                "s3_polls",
+                "Polls of object-storage roots, by outcome",
+                m.s3_polls.clone(),
+            );
+            r.register(
+                "s3_objects_listed",
+                "Objects listed by polls of object-storage roots",
+                m.s3_objects_listed.clone(),
+            );
+            r.register(
+                "s3_downloads",
+                "Objects downloaded from object storage (new or changed ETag)",
+                m.s3_downloads.clone(),
+            );
+            r.register(
+                "s3_download_bytes",
+                "Bytes downloaded from object storage",
+                m.s3_download_bytes.clone(),
+            );
+            r.register(
+                "s3_poll_duration_seconds",
+                "Time of one poll of an object-storage root (listing, downloads, commits)",
+                m.s3_poll_seconds.clone(),
+            );
             r.register("chunks", "Chunks in the index", m.chunks.clone());
             r.register(
                 "embeddings_computed",
@@ -165,6 +209,14 @@ impl Metrics {
     }
 
     /// Counts one error in `stage`.
+    pub fn s3_poll(&self, outcome: &str) {
+        self.s3_polls
+            .get_or_create(&Outcome {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
     pub fn error(&self, stage: &str) {
         self.errors
             .get_or_create(&Stage {

@@ -155,10 +155,46 @@ pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
     if s.phase == crate::status::Phase::Scanning {
         println!("scan:        {}/{} files", s.scan_done, s.scan_total);
     }
+    for r in &s.remotes {
+        println!("{}", remote_line(r));
+    }
     if let Some(e) = &s.last_error {
         println!("last error:  {e}");
     }
     Ok(())
+}
+
+/// One line about the polling of an object-storage root.
+pub fn remote_line(r: &crate::status::RemoteStatus) -> String {
+    let now = crate::records::now_ms();
+    let ago = |ms: u64| {
+        humantime::format_duration(std::time::Duration::from_secs(
+            now.saturating_sub(ms) / 1000,
+        ))
+    };
+    let mut line = format!(
+        "polling:     {} — {} objects, {} downloaded",
+        r.root, r.objects, r.downloads
+    );
+    match (&r.last_error, r.last_ok_ms) {
+        (Some(e), _) => line += &format!(", failing ({} in a row): {e}", r.failures),
+        (None, Some(ok)) => line += &format!(", last poll {} ago", ago(ok)),
+        (None, None) => line += ", not polled yet",
+    }
+    if let Some(next) = r.next_poll_ms
+        && next > now
+    {
+        line += &format!(
+            ", next in {}",
+            humantime::format_duration(std::time::Duration::from_secs((next - now).div_ceil(1000)))
+        );
+    }
+    line
+}
+
+/// A byte count for people: "1.50 MiB".
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
 }
 
 /// Prints history rows, newest first.

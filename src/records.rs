@@ -23,6 +23,21 @@ pub struct FileRecord {
     /// Ids of this file's chunks, in file order.
     #[serde(default)]
     pub chunks: Vec<u64>,
+    /// For objects in object storage: the ETag of the version indexed (compared on every
+    /// poll, so an unchanged object costs no download).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// What a listing (a directory walk or an object-storage listing) saw of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Bytes.
+    pub size: u64,
+    /// Modification time (last-modified for objects), ns since the Unix epoch.
+    pub mtime_ns: i128,
+    /// ETag of an object; `None` for local files.
+    pub etag: Option<String>,
 }
 
 /// Whether a file's content is in the index. The discriminants index per-state counters.

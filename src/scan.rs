@@ -147,6 +147,33 @@ impl Scanner {
         !is_dir && rules.include.as_ref().is_some_and(|g| !g.is_match(rel))
     }
 
+    /// Whether an object under an object-storage root passes the filters a walked file
+    /// would: no hidden segment, no default-excluded directory or file name, and the root's
+    /// include/exclude globs (on the key relative to the root, and on each of its
+    /// "directories").
+    pub fn admits_object(&self, root: &Path, path: &Path) -> bool {
+        let Ok(rel) = path.strip_prefix(root) else {
+            return false;
+        };
+        let names: Vec<&std::ffi::OsStr> = rel.iter().collect();
+        let mut sub = root.to_path_buf();
+        for (i, name) in names.iter().enumerate() {
+            let last = i + 1 == names.len();
+            let text = name.to_string_lossy();
+            sub.push(name);
+            let excluded = text.starts_with('.')
+                || if last {
+                    self.excluded_files.is_match(text.as_ref())
+                } else {
+                    DEFAULT_EXCLUDED_DIRS.contains(&text.as_ref())
+                };
+            if excluded || self.excluded_by_root(&sub, !last) {
+                return false;
+            }
+        }
+        !names.is_empty()
+    }
+
     /// Whether `path` is the index directory or inside it (never indexed; its own writes
     /// must not make work).
     pub fn is_index_path(&self, path: &Path) -> bool {

@@ -136,6 +136,7 @@ fn run(
     if engine.cancelled() {
         return Ok(());
     }
+    let mut pollers = Pollers::start(engine)?;
     engine.set_live();
     let embed = EmbedWorker::start(engine)?;
     engine.publish(settled(engine));
@@ -176,6 +177,21 @@ fn run(
             .map(|w| w.done.clone())
             .unwrap_or_else(crossbeam_channel::never);
         select! {
+            recv(pollers.batches) -> batch => {
+                let Ok(batch) = batch else { bail!("the object-storage pollers stopped") };
+                match engine.apply_objects(batch.changes) {
+                    Ok(stats) => {
+                        let _ = batch.reply.send(Ok(()));
+                        log_batch("applied objects", &stats);
+                        engine.publish(settled(engine));
+                    }
+                    Err(e) => {
+                        let _ = batch.reply.send(Err(format!("{e:#}")));
+                        return Err(e);
+                    }
+                }
+                notify_status(engine);
+            }
             recv(changes) -> batch => {
                 let Ok(first) = batch else { bail!("the file watcher stopped") };
                 for root in apply_changes(engine, &status, first, &changes)? {
@@ -202,7 +218,9 @@ fn run(
                     let _ = sd_notify::notify(&[NotifyState::Reloading]);
                     debounce = Duration::from_millis(settings.debounce_ms);
                     mode = settings.watch_mode();
+                    drop(pollers);
                     (watcher, changes) = reload(engine, watcher, changes, settings)?;
+                    pollers = Pollers::start(engine)?;
                     poll_tick = poll_ticker(&watcher);
                     notify_ready(engine);
                 }
@@ -238,6 +256,106 @@ fn run(
     }
 }
 
+/// The pollers of the object-storage roots. Dropping this stops them (at their next wait,
+/// or when they next hand the engine a batch).
+struct Pollers {
+    batches: Receiver<crate::s3::poll::RemoteBatch>,
+    /// Kept so that `batches` never disconnects, also without any poller.
+    _batches: Sender<crate::s3::poll::RemoteBatch>,
+    _shutdown: Sender<()>,
+}
+
+impl Pollers {
+    /// Polls every object-storage root once on the engine thread (their initial
+    /// reconcile), then starts one poller thread per root. A root that cannot be set up
+    /// (e.g. plain http to a remote host, no credentials) is logged and shown in the status;
+    /// the others go on.
+    ///
+    /// Errors: the index fails, or a thread cannot be spawned.
+    fn start(engine: &mut Engine) -> Result<Self> {
+        let (batches_tx, batches) = crossbeam_channel::bounded(1);
+        let (shutdown, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
+        for (remote, failures) in first_polls(engine)? {
+            let ctx = crate::s3::poll::PollerContext {
+                store: engine.store(),
+                scanner: engine.scanner(),
+                metrics: engine.metrics(),
+                status: engine.status(),
+                batches: batches_tx.clone(),
+                shutdown: shutdown_rx.clone(),
+            };
+            crate::s3::poll::spawn(remote, ctx, failures)?;
+        }
+        Ok(Self {
+            batches,
+            _batches: batches_tx,
+            _shutdown: shutdown,
+        })
+    }
+}
+
+/// Connects to every object-storage root of the engine and polls each once, applying the
+/// changes directly. Returns the connected roots with 0 or 1 failed polls; roots that
+/// cannot be set up at all are logged and left out.
+///
+/// Errors: only failures of the index itself.
+pub fn first_polls(engine: &mut Engine) -> Result<Vec<(crate::s3::Remote, u32)>> {
+    let mut connected = Vec::new();
+    for root in engine.remote_roots() {
+        let name = root.to_string_lossy().into_owned();
+        let remote = match crate::s3::Remote::connect(&root, engine.s3_options()) {
+            Ok(r) => r,
+            Err(e) => {
+                let message = crate::s3::redact(&format!("{e:#}"));
+                tracing::error!(root = %name, "cannot poll: {message}");
+                crate::s3::poll::update(&engine.status(), &name, |r| {
+                    r.state = crate::status::RemoteState::BackingOff;
+                    r.last_error = Some(message);
+                });
+                continue;
+            }
+        };
+        let mut stats = ReconcileStats::default();
+        let failures = match poll_inline(engine, &remote, &mut stats) {
+            Ok(_) => 0,
+            Err(crate::s3::poll::PollError::Remote(e)) => {
+                tracing::warn!(root = %name, "poll failed, backing off: {e}");
+                1
+            }
+            Err(crate::s3::poll::PollError::Index(e)) => return Err(e),
+        };
+        connected.push((remote, failures));
+    }
+    Ok(connected)
+}
+
+/// Polls one object-storage root on this thread, applying its changes directly.
+///
+/// Errors: see [`crate::s3::poll::poll_once`].
+pub fn poll_inline(
+    engine: &mut Engine,
+    remote: &crate::s3::Remote,
+    totals: &mut ReconcileStats,
+) -> Result<crate::s3::poll::PollStats, crate::s3::poll::PollError> {
+    let (store, scanner, metrics, status) = (
+        engine.store(),
+        engine.scanner(),
+        engine.metrics(),
+        engine.status(),
+    );
+    let mut apply = |changes| {
+        totals.add(&engine.apply_objects(changes)?);
+        Ok(())
+    };
+    let result =
+        crate::s3::poll::poll_once(remote, &store, &scanner, &metrics, &status, &mut apply);
+    if let Ok(polled) = &result {
+        totals.scanned += polled.listed;
+        totals.unchanged += polled.unchanged;
+    }
+    result
+}
+
 /// Applies new settings: the engine's roots and filters, then new watches, then a reconcile
 /// of every root so that added roots are indexed and changed filters take effect.
 fn reload(
@@ -247,7 +365,15 @@ fn reload(
     settings: Settings,
 ) -> Result<(watch::Watcher, Receiver<watch::WatchBatch>)> {
     tracing::info!(roots = ?settings.roots.iter().map(|r| &r.path).collect::<Vec<_>>(), "reloading the configuration");
-    engine.reconfigure(&settings.roots, settings.max_file_size)?;
+    engine.reconfigure(&settings.roots, settings.max_file_size, &settings.s3)?;
+    let remotes: Vec<String> = engine
+        .remote_roots()
+        .iter()
+        .map(|r| r.to_string_lossy().into_owned())
+        .collect();
+    engine
+        .status()
+        .update(|s| s.remotes.retain(|r| remotes.contains(&r.root)));
     let roots = engine.roots();
     let debounce = Duration::from_millis(settings.debounce_ms);
     let (watcher, changes) = rewatch(engine, old, old_changes, debounce, settings.watch_mode());

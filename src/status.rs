@@ -25,6 +25,40 @@ pub enum Phase {
     Stopped,
 }
 
+/// What the poller of an object-storage root is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteState {
+    /// Waiting for the next poll.
+    #[default]
+    Idle,
+    /// Listing or downloading.
+    Polling,
+    /// The last poll failed; the next one comes after an exponential backoff.
+    BackingOff,
+}
+
+/// The polling of one object-storage root.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RemoteStatus {
+    /// `s3://bucket/prefix`.
+    pub root: String,
+    pub state: RemoteState,
+    /// Polls done by this process, and failed polls in a row.
+    pub polls: u64,
+    pub failures: u32,
+    /// When the last poll succeeded, ms since the Unix epoch.
+    pub last_ok_ms: Option<u64>,
+    /// Why the last poll failed (credentials are never included).
+    pub last_error: Option<String>,
+    /// When the next poll starts, ms since the Unix epoch.
+    pub next_poll_ms: Option<u64>,
+    /// Objects in the last successful listing.
+    pub objects: u64,
+    /// Objects downloaded by this process.
+    pub downloads: u64,
+}
+
 /// Counters and state of one index, as of the last applied batch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StatusSnapshot {
@@ -64,6 +98,9 @@ pub struct StatusSnapshot {
     pub files_changed: u64,
     /// The last error, if the engine stopped or a batch failed.
     pub last_error: Option<String>,
+    /// Object-storage roots and how their polling goes.
+    #[serde(default)]
+    pub remotes: Vec<RemoteStatus>,
     /// Process id of the process that owns the index.
     pub pid: u32,
 }

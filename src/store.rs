@@ -215,6 +215,31 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` records below `prefix/` whose keys sort after `after` (from the first
+    /// when `None`), in key order: a page of a stream that needs no memory beyond the page.
+    pub fn files_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, FileRecord)>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(FILES)?;
+        let mut start = prefix.to_vec();
+        start.push(b'/');
+        if let Some(after) = after {
+            start = [after, &[0u8]].concat();
+        }
+        let mut end = prefix.to_vec();
+        end.push(b'/' + 1);
+        let mut out = Vec::new();
+        for item in table.range(start.as_slice()..end.as_slice())?.take(limit) {
+            let (k, v) = item?;
+            out.push((k.value().to_vec(), from_json(v.value(), "file")?));
+        }
+        Ok(out)
+    }
+
     /// What the store holds directly in directory `dir`: the records of its files, and the
     /// names of its subdirectories that hold records. Seeks past each subdirectory, so the
     /// cost grows with the number of children, not with the size of the subtree.

@@ -14,7 +14,7 @@ use crate::engine::stored_settings;
 use crate::index::text::TextIndex;
 use crate::index::vector::VectorIndex;
 use crate::pipeline::chunk::Chunker;
-use crate::pipeline::hash::{ReadError, read_file};
+use crate::pipeline::hash::{FileContent, ReadError, decode, read_file};
 use crate::records::{ChangeKind, FileRecord, FileState, key_display, path_key};
 use crate::scan::{Found, Scanner};
 use crate::store::Store;
@@ -63,23 +63,86 @@ enum Expected {
 
 fn expected(found: &Found, chunker: &Chunker, limit: u64) -> Option<Expected> {
     Some(match found {
-        Found::File { path, .. } => match read_file(path, limit) {
-            Ok(c) => Expected::Indexed {
-                hash: hex::encode(c.hash),
-                chunk_hashes: chunker
-                    .chunk(path, &c.text)
-                    .iter()
-                    .map(|ch| ch.hash)
-                    .collect(),
-            },
-            Err(ReadError::Binary { .. }) => Expected::Skipped("binary content".into()),
-            Err(e @ ReadError::TooLarge { .. }) => Expected::Skipped(e.to_string()),
-            // Vanished between the walk and the read: not a difference of the index.
-            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(ReadError::Io(e)) => Expected::Failed(e.to_string()),
-        },
+        Found::File { path, .. } => return expected_content(path, read_file(path, limit), chunker),
         Found::Skipped { reason, .. } => Expected::Skipped(reason.clone()),
         Found::Failed { reason, .. } => Expected::Failed(reason.clone()),
+    })
+}
+
+/// What read (or downloaded) content should be recorded as; `None` when it vanished.
+fn expected_content(
+    path: &Path,
+    read: Result<FileContent, ReadError>,
+    chunker: &Chunker,
+) -> Option<Expected> {
+    Some(match read {
+        Ok(c) => Expected::Indexed {
+            hash: hex::encode(c.hash),
+            chunk_hashes: chunker
+                .chunk(path, &c.text)
+                .iter()
+                .map(|ch| ch.hash)
+                .collect(),
+        },
+        Err(ReadError::Binary { .. }) => Expected::Skipped("binary content".into()),
+        Err(e @ ReadError::TooLarge { .. }) => Expected::Skipped(e.to_string()),
+        // Vanished between the walk and the read: not a difference of the index.
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(ReadError::Io(e)) => Expected::Failed(e.to_string()),
+    })
+}
+
+/// Lists an object-storage root and downloads every admitted object, comparing each with
+/// its record like a file on disk.
+///
+/// Errors: the root cannot be reached or listed (redacted), or the index cannot be read.
+#[allow(clippy::too_many_arguments)]
+fn verify_remote(
+    out: &mut Vec<Difference>,
+    on_disk: &mut HashSet<Vec<u8>>,
+    store: &Store,
+    records: &HashMap<Vec<u8>, FileRecord>,
+    root: &Path,
+    options: &crate::s3::S3Options,
+    scanner: &Scanner,
+    chunker: &Chunker,
+) -> Result<()> {
+    use futures::StreamExt;
+    use object_store::ObjectStoreExt;
+    let remote = crate::s3::Remote::connect(root, options)?;
+    let limit = scanner.max_file_size();
+    let name = root.display();
+    remote.block_on(async {
+        let mut listing = remote.client.list(remote.prefix().as_ref());
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| anyhow::anyhow!("{name}: {}", crate::s3::describe(&e)))?;
+            let key = remote.url.object_key(meta.location.as_ref());
+            let path = std::path::PathBuf::from(key_display(&key));
+            if meta.location.as_ref().ends_with('/') || !scanner.admits_object(&remote.root, &path)
+            {
+                continue;
+            }
+            on_disk.insert(key.clone());
+            let expect = if meta.size > limit {
+                Some(Expected::Skipped(format!(
+                    "larger than the size limit ({} bytes > {limit} bytes)",
+                    meta.size
+                )))
+            } else {
+                match remote.client.get(&meta.location).await {
+                    Ok(got) => match got.bytes().await {
+                        Ok(bytes) => expected_content(&path, decode(&bytes, limit), chunker),
+                        Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
+                    },
+                    Err(object_store::Error::NotFound { .. }) => None,
+                    Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
+                }
+            };
+            if let Some(expect) = expect {
+                compare(out, store, &key, records.get(&key), &expect)?;
+            }
+        }
+        Ok(())
     })
 }
 
@@ -102,6 +165,19 @@ pub fn verify(
     let records: HashMap<Vec<u8>, FileRecord> = store.all_files()?.into_iter().collect();
     let mut on_disk = HashSet::new();
     for root in &settings.roots {
+        if crate::s3::is_remote(&root.path) {
+            verify_remote(
+                &mut out,
+                &mut on_disk,
+                store,
+                &records,
+                &root.path,
+                &settings.s3,
+                &scanner,
+                chunker,
+            )?;
+            continue;
+        }
         let found = if root.path.is_dir() {
             scanner.walk(&root.path)
         } else {

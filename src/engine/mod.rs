@@ -5,6 +5,7 @@
 //! and publishes [`StatusSnapshot`]s. It never knows whether the CLI, the socket server or a
 //! dashboard is asking.
 
+mod objects;
 mod reconcile;
 pub mod retry;
 
@@ -39,6 +40,8 @@ pub struct EngineConfig {
     pub max_file_size: u64,
     /// The model, or `None` to run text-only.
     pub model: Option<ModelFiles>,
+    /// How `s3://` roots are reached (stored, so `verify` can list them again).
+    pub s3: crate::s3::S3Options,
 }
 
 /// How long a writer waits for another process (e.g. a `vigil status` reading the index
@@ -95,6 +98,8 @@ pub struct StoredSettings {
     pub roots: Vec<RootSpec>,
     /// Bytes.
     pub max_file_size: u64,
+    #[serde(default)]
+    pub s3: crate::s3::S3Options,
 }
 
 /// Reads the stored settings of an index (`None` for an index never reconciled).
@@ -397,9 +402,34 @@ impl Engine {
         self.store.clone()
     }
 
-    /// The configured root paths.
+    /// The configured local roots (directories or files), the ones watched and walked.
     pub fn roots(&self) -> Vec<PathBuf> {
-        self.config.roots.iter().map(|r| r.path.clone()).collect()
+        self.config
+            .roots
+            .iter()
+            .map(|r| r.path.clone())
+            .filter(|p| !crate::s3::is_remote(p))
+            .collect()
+    }
+
+    /// The configured object-storage roots (`s3://bucket/prefix`), the ones polled.
+    pub fn remote_roots(&self) -> Vec<PathBuf> {
+        self.config
+            .roots
+            .iter()
+            .map(|r| r.path.clone())
+            .filter(|p| crate::s3::is_remote(p))
+            .collect()
+    }
+
+    /// How object-storage roots are reached and polled.
+    pub fn s3_options(&self) -> &crate::s3::S3Options {
+        &self.config.s3
+    }
+
+    /// The filters in force (for pollers of object-storage roots, which judge keys by them).
+    pub fn scanner(&self) -> Scanner {
+        self.scanner.clone()
     }
 
     /// Records the roots and filters in the store, so `vigil verify` can judge the disk by
@@ -408,6 +438,7 @@ impl Engine {
         let settings = StoredSettings {
             roots: self.config.roots.clone(),
             max_file_size: self.config.max_file_size,
+            s3: self.config.s3.clone(),
         };
         self.store
             .set_setting("settings", &serde_json::to_string(&settings)?)
@@ -437,7 +468,12 @@ impl Engine {
     /// forgotten; the caller reconciles the roots afterwards.
     ///
     /// Errors: an invalid glob (nothing is changed then), or an index failure.
-    pub fn reconfigure(&mut self, roots: &[RootSpec], max_file_size: u64) -> Result<()> {
+    pub fn reconfigure(
+        &mut self,
+        roots: &[RootSpec],
+        max_file_size: u64,
+        s3: &crate::s3::S3Options,
+    ) -> Result<()> {
         let scanner = Scanner::new(max_file_size, &self.config.index_dir, roots)?;
         let removed: Vec<PathBuf> = self
             .config
@@ -449,6 +485,7 @@ impl Engine {
         self.scanner = scanner;
         self.config.roots = roots.to_vec();
         self.config.max_file_size = max_file_size;
+        self.config.s3 = s3.clone();
         self.save_settings()?;
         for root in removed {
             let keys: Vec<Vec<u8>> = self

@@ -21,8 +21,8 @@ use crate::metrics::Metrics;
 use crate::pipeline::chunk::Chunk;
 use crate::pipeline::hash::{ReadError, read_file};
 use crate::records::{
-    ChangeKind, ChunkRecord, FileRecord, FileState, HistoryRow, key_display, key_path, now_ms,
-    path_key,
+    ChangeKind, ChunkRecord, FileRecord, FileState, HistoryRow, Seen, key_display, key_path,
+    now_ms, path_key,
 };
 use crate::scan::{Admission, Found};
 use crate::status::Phase;
@@ -62,6 +62,23 @@ pub struct ReconcileStats {
 }
 
 impl ReconcileStats {
+    /// Adds the counts of `other` (e.g. of several batches of one run).
+    pub fn add(&mut self, other: &ReconcileStats) {
+        self.scanned += other.scanned;
+        self.added += other.added;
+        self.modified += other.modified;
+        self.deleted += other.deleted;
+        self.renamed += other.renamed;
+        self.touched += other.touched;
+        self.unchanged += other.unchanged;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.chunks_added += other.chunks_added;
+        self.chunks_removed += other.chunks_removed;
+        self.embeddings_computed += other.embeddings_computed;
+        self.embeddings_reused += other.embeddings_reused;
+    }
+
     fn count(&mut self, row: &HistoryRow) {
         match row.kind {
             ChangeKind::Created => self.added += 1,
@@ -83,15 +100,14 @@ impl ReconcileStats {
 type Pairs = BTreeMap<Vec<u8>, (Option<Found>, Option<FileRecord>)>;
 
 /// A file to read, with what the scan saw and what the store believes.
-struct ToRead {
-    path: PathBuf,
-    size: u64,
-    mtime_ns: i128,
-    stored: Option<FileRecord>,
+pub(super) struct ToRead {
+    pub(super) path: PathBuf,
+    pub(super) seen: Seen,
+    pub(super) stored: Option<FileRecord>,
 }
 
 /// What reading one file gave.
-enum Outcome {
+pub(super) enum Outcome {
     /// Gone between the scan and the read (deleted or renamed away): treated as absent.
     Vanished,
     Content {
@@ -112,7 +128,7 @@ enum Outcome {
 
 /// One batch being assembled: the store changes, the text-index changes and the history.
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     store: StoreBatch,
     /// Paths whose text-index documents are replaced by `docs`.
     text_paths: Vec<Vec<u8>>,
@@ -191,8 +207,7 @@ impl Engine {
                     } else {
                         to_read.push(ToRead {
                             path,
-                            size,
-                            mtime_ns,
+                            seen: local(size, mtime_ns),
                             stored,
                         });
                     }
@@ -206,12 +221,12 @@ impl Engine {
                     }),
                     stored,
                 ) => {
+                    let seen = local(size, mtime_ns);
                     self.record_state(
                         &mut last,
                         key,
                         stored,
-                        size,
-                        mtime_ns,
+                        seen,
                         FileState::Skipped,
                         reason,
                         None,
@@ -223,8 +238,7 @@ impl Engine {
                         &mut last,
                         key,
                         stored,
-                        0,
-                        0,
+                        local(0, 0),
                         FileState::Failed,
                         reason,
                         None,
@@ -395,13 +409,12 @@ impl Engine {
     /// Records a file as skipped or failed (dropping its chunks); a history row is written
     /// only when the state or the reason changed.
     #[allow(clippy::too_many_arguments)]
-    fn record_state(
+    pub(super) fn record_state(
         &mut self,
         batch: &mut Batch,
         key: Vec<u8>,
         stored: Option<FileRecord>,
-        size: u64,
-        mtime_ns: i128,
+        seen: Seen,
         state: FileState,
         reason: String,
         hash: Option<String>,
@@ -415,12 +428,13 @@ impl Engine {
             .unwrap_or(0);
         batch.restate(stored.as_ref().map(|r| r.state), Some(state));
         let record = FileRecord {
-            size,
-            mtime_ns,
+            size: seen.size,
+            mtime_ns: seen.mtime_ns,
             hash,
             state,
             reason: Some(reason.clone()),
             chunks: Vec::new(),
+            etag: seen.etag,
         };
         batch.store.put_files.push((key.clone(), record));
         if news || removed > 0 {
@@ -437,7 +451,7 @@ impl Engine {
     }
 
     /// Removes a path's record and chunks.
-    fn delete_path(&mut self, batch: &mut Batch, key: Vec<u8>, rec: FileRecord) {
+    pub(super) fn delete_path(&mut self, batch: &mut Batch, key: Vec<u8>, rec: FileRecord) {
         let removed = self.drop_chunks(batch, &key, &rec);
         batch.restate(Some(rec.state), None);
         batch.store.delete_files.push(key.clone());
@@ -461,7 +475,7 @@ impl Engine {
         rec.chunks.len() as u32
     }
 
-    fn apply_outcome(
+    pub(super) fn apply_outcome(
         &mut self,
         batch: &mut Batch,
         file: &ToRead,
@@ -492,8 +506,7 @@ impl Engine {
                     batch,
                     key,
                     stored,
-                    file.size,
-                    file.mtime_ns,
+                    file.seen.clone(),
                     FileState::Skipped,
                     reason,
                     hash,
@@ -512,8 +525,7 @@ impl Engine {
                     batch,
                     key,
                     stored,
-                    file.size,
-                    file.mtime_ns,
+                    file.seen.clone(),
                     FileState::Failed,
                     reason,
                     None,
@@ -525,11 +537,12 @@ impl Engine {
         let hex_hash = hex::encode(hash);
         let mut record = FileRecord {
             size,
-            mtime_ns: file.mtime_ns,
+            mtime_ns: file.seen.mtime_ns,
             hash: Some(hex_hash.clone()),
             state: FileState::Indexed,
             reason: None,
             chunks: Vec::new(),
+            etag: file.seen.etag.clone(),
         };
         if let Some(old) = stored
             .as_ref()
@@ -604,7 +617,7 @@ impl Engine {
             (None, Some(_)) => ChangeKind::Modified,
         };
         let added = chunks.len() as u32;
-        batch.fresh_mtimes.push(file.mtime_ns);
+        batch.fresh_mtimes.push(file.seen.mtime_ns);
         batch.store.history.push(row(
             &key,
             from.as_deref(),
@@ -621,7 +634,7 @@ impl Engine {
 
     /// Commits a batch with the protocol: intent (redb) → text index (tantivy) → truth
     /// (redb, clearing the intent) → vector index (memory).
-    fn commit(&mut self, mut batch: Batch, stats: &mut ReconcileStats) -> Result<()> {
+    pub(super) fn commit(&mut self, mut batch: Batch, stats: &mut ReconcileStats) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -702,6 +715,15 @@ impl Engine {
     }
 }
 
+/// What the disk says of a local file: size and mtime, no ETag.
+fn local(size: u64, mtime_ns: i128) -> Seen {
+    Seen {
+        size,
+        mtime_ns,
+        etag: None,
+    }
+}
+
 /// Reads, hashes and chunks one file. When the content hashes to `indexed` (the hash of the
 /// content already indexed: a `touch`), chunking is skipped: the stored chunks stay.
 fn read_outcome(
@@ -714,6 +736,18 @@ fn read_outcome(
     let started = Instant::now();
     let read = read_file(path, limit);
     Metrics::time(&metrics.hash_seconds, started.elapsed());
+    content_outcome(chunker, path, read, metrics, indexed)
+}
+
+/// Turns read (or downloaded) content into an outcome: chunks, or why not. Chunking is
+/// skipped when the content hashes to `indexed`.
+pub(super) fn content_outcome(
+    chunker: &crate::pipeline::chunk::Chunker,
+    path: &Path,
+    read: Result<crate::pipeline::hash::FileContent, ReadError>,
+    metrics: &Metrics,
+    indexed: Option<&str>,
+) -> Outcome {
     match read {
         Ok(content) if indexed.is_some_and(|h| h == hex::encode(content.hash)) => {
             Outcome::Content {

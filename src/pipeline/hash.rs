@@ -52,17 +52,25 @@ pub fn read_file(path: &Path, limit: u64) -> Result<FileContent, ReadError> {
     }
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes)?;
+    decode(&bytes, limit)
+}
+
+/// Hashes and decodes content already in memory (e.g. a downloaded object), with the same
+/// rules as [`read_file`].
+///
+/// Errors: [`ReadError::Binary`] or [`ReadError::TooLarge`] (more than `limit` bytes).
+pub fn decode(bytes: &[u8], limit: u64) -> Result<FileContent, ReadError> {
     let size = bytes.len() as u64;
     if size > limit {
         return Err(ReadError::TooLarge { size, limit });
     }
-    let hash = *blake3::hash(&bytes).as_bytes();
+    let hash = *blake3::hash(bytes).as_bytes();
     let sniff = &bytes[..bytes.len().min(SNIFF_BYTES)];
     let text = match content_inspector::inspect(sniff) {
         content_inspector::ContentType::BINARY => return Err(ReadError::Binary { hash, size }),
         content_inspector::ContentType::UTF_16LE => decode_utf16(&bytes[2..], u16::from_le_bytes),
         content_inspector::ContentType::UTF_16BE => decode_utf16(&bytes[2..], u16::from_be_bytes),
-        _ => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => String::from_utf8_lossy(bytes).into_owned(),
     };
     Ok(FileContent { hash, size, text })
 }

@@ -185,8 +185,37 @@ fn draw_header(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             let msg = s.last_error.clone().unwrap_or_default();
             frame.render_widget(Paragraph::new(Span::styled(msg, theme.bad())), gauge);
         }
-        _ => {}
+        _ => {
+            if let Some(line) = remotes_line(s, theme) {
+                frame.render_widget(Paragraph::new(line), gauge);
+            }
+        }
     }
+}
+
+/// How the polling of object-storage roots goes: the first failing root, else a summary.
+fn remotes_line(s: &crate::status::StatusSnapshot, theme: &Theme) -> Option<Line<'static>> {
+    if let Some(r) = s.remotes.iter().find(|r| r.last_error.is_some()) {
+        let msg = format!(
+            "{}: failing ({} in a row), backing off: {}",
+            r.root,
+            r.failures,
+            r.last_error.as_deref().unwrap_or_default()
+        );
+        return Some(Line::from(Span::styled(msg, theme.bad())));
+    }
+    if s.remotes.is_empty() {
+        return None;
+    }
+    let objects: u64 = s.remotes.iter().map(|r| r.objects).sum();
+    let downloads: u64 = s.remotes.iter().map(|r| r.downloads).sum();
+    Some(Line::from(vec![
+        Span::styled("polled ", theme.dim()),
+        Span::raw(format!(
+            "{} bucket roots  {objects} objects  {downloads} downloaded",
+            s.remotes.len()
+        )),
+    ]))
 }
 
 fn draw_counters(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
@@ -591,6 +620,7 @@ mod tests {
             queue_depth: 0,
             files_changed: 1300,
             last_error: None,
+            remotes: Vec::new(),
             pid: 4242,
         }
     }

@@ -53,6 +53,8 @@ pub struct Tree {
     pub embed: bool,
     /// Run vigil as an unprivileged user when the tests run as root (permission tests).
     pub unprivileged: bool,
+    /// Extra environment of every `vigil` command (e.g. AWS credentials).
+    pub env: Vec<(String, String)>,
 }
 
 impl Tree {
@@ -68,6 +70,7 @@ impl Tree {
             index,
             embed,
             unprivileged: false,
+            env: Vec::new(),
         }
     }
 
@@ -112,6 +115,7 @@ impl Tree {
                 "VIGIL_LOG",
                 std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info".into()),
             );
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         if self.embed {
             c.env("VIGIL_MODEL_DIR", model_dir());
         } else {
@@ -202,12 +206,20 @@ impl Tree {
 
     /// Like [`Tree::watch`], with extra arguments to `watch`.
     pub fn watch_with(&self, extra: &[&str]) -> Watcher {
-        let log = self.tmp.path().join("watch.log");
         let root = self.root.to_str().unwrap().to_string();
+        let mut args = vec![root.as_str()];
+        args.extend_from_slice(extra);
+        self.watch_args(&args)
+    }
+
+    /// Starts `vigil watch --no-tui --debounce-ms 100 ARGS` and waits until its initial
+    /// reconcile is done.
+    pub fn watch_args(&self, args: &[&str]) -> Watcher {
+        let log = self.tmp.path().join("watch.log");
         let child = self
             .cmd()
-            .args(["watch", &root, "--no-tui", "--debounce-ms", "100"])
-            .args(extra)
+            .args(["watch", "--no-tui", "--debounce-ms", "100"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())

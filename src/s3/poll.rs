@@ -1,0 +1,540 @@
+//! s3::poll: what changed in a bucket since the last poll?
+//!
+//! One poll lists the root's prefix (the client pages through ListObjectsV2, 1000 keys per
+//! request) and walks the stored records of the root in the same byte order alongside it: a
+//! merge join whose memory is one page of each side, not the bucket. Per object:
+//!
+//! - same ETag, size and last-modified as stored: nothing (no download);
+//! - listed, admitted, not stored or different: downloaded (at most
+//!   [`S3Options::downloads`](super::S3Options) at once) and handed to the engine, which
+//!   hashes it — an equal blake3 is a `touch` and costs nothing downstream;
+//! - stored, not listed (or no longer admitted by the filters): deleted.
+//!
+//! Changes go to the engine in batches of [`BATCH_OBJECTS`] objects or [`BATCH_BYTES`]; a
+//! poll that fails half-way has applied what it had and deletes nothing it did not list past.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use futures::StreamExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
+use serde::Serialize;
+
+use super::{Remote, describe};
+use crate::metrics::Metrics;
+use crate::records::{FileRecord, FileState, Seen, key_display, now_ms};
+use crate::scan::Scanner;
+use crate::status::{RemoteState, RemoteStatus, StatusCell};
+use crate::store::Store;
+
+/// Objects per batch handed to the engine.
+pub const BATCH_OBJECTS: usize = 64;
+/// Downloaded bytes per batch handed to the engine (64 MiB).
+pub const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+/// Stored records read per page of the merge join.
+const STORE_PAGE: usize = 1024;
+/// Longest wait between polls of a failing root (10 min), unless the interval is longer.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// One change of one object, for the engine to apply.
+pub enum ObjectChange {
+    /// New or changed content, downloaded.
+    Content {
+        key: Vec<u8>,
+        seen: Seen,
+        bytes: Vec<u8>,
+    },
+    /// Listed and admitted, but not indexed (e.g. larger than the size limit).
+    Skipped {
+        key: Vec<u8>,
+        seen: Seen,
+        reason: String,
+    },
+    /// This object (only) could not be downloaded, e.g. access denied to it.
+    Failed {
+        key: Vec<u8>,
+        seen: Seen,
+        reason: String,
+    },
+    /// Gone from the listing, or no longer admitted by the filters.
+    Deleted { key: Vec<u8> },
+}
+
+/// What one poll saw and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PollStats {
+    /// Objects in the listing (admitted or not).
+    pub listed: u64,
+    /// Objects whose ETag, size and last-modified matched the store.
+    pub unchanged: u64,
+    pub downloaded: u64,
+    /// Bytes.
+    pub downloaded_bytes: u64,
+    pub deleted: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+/// Why a poll stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The object store failed (network, 5xx, throttling, credentials): back off, retry.
+    #[error("{0}")]
+    Remote(String),
+    /// The index failed (or the engine stopped): not retried.
+    #[error("{0:#}")]
+    Index(anyhow::Error),
+}
+
+/// Applies one batch of changes (the engine, directly or through its thread).
+pub type Apply<'a> = dyn FnMut(Vec<ObjectChange>) -> Result<()> + 'a;
+
+/// Polls `remote` once: lists, diffs against `store`, downloads what changed, and hands
+/// the changes to `apply` in batches. Updates the root's entry in `status` and the metrics.
+///
+/// Errors: [`PollError::Remote`] when listing or a download fails for a reason that is not
+/// the object's own (the message is redacted: no credentials); [`PollError::Index`] when
+/// `apply` fails.
+pub fn poll_once(
+    remote: &Remote,
+    store: &Store,
+    scanner: &Scanner,
+    metrics: &Metrics,
+    status: &StatusCell,
+    apply: &mut Apply<'_>,
+) -> Result<PollStats, PollError> {
+    let root = key_display(remote.root.as_os_str().as_encoded_bytes());
+    update(status, &root, |r| r.state = RemoteState::Polling);
+    let started = Instant::now();
+    let result = remote.block_on(poll(remote, store, scanner, metrics, apply));
+    Metrics::time(&metrics.s3_poll_seconds, started.elapsed());
+    match &result {
+        Ok(stats) => {
+            metrics.s3_poll("ok");
+            let changed = stats.downloaded + stats.deleted + stats.skipped + stats.failed;
+            if changed > 0 {
+                tracing::info!(root = %root, listed = stats.listed, unchanged = stats.unchanged, downloaded = stats.downloaded, bytes = stats.downloaded_bytes, deleted = stats.deleted, skipped = stats.skipped, failed = stats.failed, "polled");
+            } else {
+                tracing::debug!(root = %root, listed = stats.listed, "polled: nothing changed");
+            }
+            update(status, &root, |r| {
+                r.state = RemoteState::Idle;
+                r.polls += 1;
+                r.failures = 0;
+                r.last_ok_ms = Some(now_ms());
+                r.last_error = None;
+                r.objects = stats.listed;
+                r.downloads += stats.downloaded;
+            });
+        }
+        Err(e) => {
+            metrics.s3_poll("error");
+            metrics.error("s3");
+            let message = e.to_string();
+            update(status, &root, |r| {
+                r.state = RemoteState::BackingOff;
+                r.polls += 1;
+                r.failures += 1;
+                r.last_error = Some(message.clone());
+            });
+        }
+    }
+    result
+}
+
+/// Sets fields of `root`'s entry in the status, creating it if needed.
+pub fn update(status: &StatusCell, root: &str, f: impl FnOnce(&mut RemoteStatus)) {
+    status.update(|s| {
+        let i = match s.remotes.iter().position(|r| r.root == root) {
+            Some(i) => i,
+            None => {
+                s.remotes.push(RemoteStatus {
+                    root: root.to_string(),
+                    ..Default::default()
+                });
+                s.remotes.len() - 1
+            }
+        };
+        f(&mut s.remotes[i]);
+    });
+}
+
+async fn poll(
+    remote: &Remote,
+    store: &Store,
+    scanner: &Scanner,
+    metrics: &Metrics,
+    apply: &mut Apply<'_>,
+) -> Result<PollStats, PollError> {
+    let mut stats = PollStats::default();
+    let limit = scanner.max_file_size();
+    let root_key = remote.root.as_os_str().as_encoded_bytes().to_vec();
+    let mut stored = StoredCursor::new(store, root_key);
+    let mut listing = remote.client.list(remote.prefix().as_ref());
+    let mut pending = Pending::default();
+    let mut last: Option<Vec<u8>> = None;
+    while let Some(item) = listing.next().await {
+        let meta = item.map_err(|e| PollError::Remote(describe(&e)))?;
+        stats.listed += 1;
+        metrics.s3_objects_listed.inc();
+        let key = remote.url.object_key(meta.location.as_ref());
+        if last.as_ref().is_some_and(|l| *l >= key) {
+            return Err(PollError::Remote(format!(
+                "the listing is not in key order at {}: nothing deleted this poll",
+                key_display(&key)
+            )));
+        }
+        // Stored records before this key were not listed: deleted.
+        while let Some(k) = stored.next_before(&key, last.as_deref())? {
+            pending.changes.push(ObjectChange::Deleted { key: k });
+            stats.deleted += 1;
+        }
+        let record = stored.take_equal(&key, last.as_deref())?;
+        last = Some(key.clone());
+        let path = PathBuf::from(key_display(&key));
+        if meta.location.as_ref().ends_with('/') || !scanner.admits_object(&remote.root, &path) {
+            if record.is_some() {
+                pending.changes.push(ObjectChange::Deleted { key });
+                stats.deleted += 1;
+            }
+            continue;
+        }
+        let seen = seen(&meta);
+        if record.as_ref().is_some_and(|r| unchanged(r, &seen, limit)) {
+            stats.unchanged += 1;
+            continue;
+        }
+        if seen.size > limit {
+            let reason = format!(
+                "larger than the size limit ({} bytes > {limit} bytes)",
+                seen.size
+            );
+            pending
+                .changes
+                .push(ObjectChange::Skipped { key, seen, reason });
+            stats.skipped += 1;
+        } else {
+            pending.bytes += seen.size;
+            pending.fetch.push((key, meta));
+        }
+        if pending.full() {
+            pending
+                .flush(remote, limit, metrics, &mut stats, apply)
+                .await?;
+        }
+    }
+    while let Some(k) = stored.next_before(&[0xFF; 1], last.as_deref())? {
+        pending.changes.push(ObjectChange::Deleted { key: k });
+        stats.deleted += 1;
+        if pending.full() {
+            pending
+                .flush(remote, limit, metrics, &mut stats, apply)
+                .await?;
+        }
+    }
+    pending
+        .flush(remote, limit, metrics, &mut stats, apply)
+        .await?;
+    Ok(stats)
+}
+
+/// Changes and downloads waiting to be handed to the engine.
+#[derive(Default)]
+struct Pending {
+    changes: Vec<ObjectChange>,
+    fetch: Vec<(Vec<u8>, ObjectMeta)>,
+    /// Listed bytes of `fetch`.
+    bytes: u64,
+}
+
+impl Pending {
+    fn full(&self) -> bool {
+        self.changes.len() + self.fetch.len() >= BATCH_OBJECTS || self.bytes >= BATCH_BYTES
+    }
+
+    /// Downloads what is to fetch (bounded concurrency) and applies everything pending.
+    async fn flush(
+        &mut self,
+        remote: &Remote,
+        limit: u64,
+        metrics: &Metrics,
+        stats: &mut PollStats,
+        apply: &mut Apply<'_>,
+    ) -> Result<(), PollError> {
+        let fetch = std::mem::take(&mut self.fetch);
+        self.bytes = 0;
+        let client = &remote.client;
+        let mut downloads = futures::stream::iter(fetch)
+            .map(|(key, meta)| async move {
+                let got = client.get(&meta.location).await;
+                match got {
+                    Ok(result) => {
+                        let seen = seen(&result.meta);
+                        match result.bytes().await {
+                            Ok(bytes) => Ok(ObjectChange::Content {
+                                key,
+                                seen,
+                                bytes: bytes.to_vec(),
+                            }),
+                            Err(e) => Err(describe(&e)),
+                        }
+                    }
+                    // Deleted between the listing and the download.
+                    Err(object_store::Error::NotFound { .. }) => Ok(ObjectChange::Deleted { key }),
+                    // This object's own problem: recorded as failed, the others go on.
+                    Err(
+                        e @ (object_store::Error::PermissionDenied { .. }
+                        | object_store::Error::Unauthenticated { .. }),
+                    ) => Ok(ObjectChange::Failed {
+                        key,
+                        seen: seen(&meta),
+                        reason: describe(&e),
+                    }),
+                    Err(e) => Err(describe(&e)),
+                }
+            })
+            .buffer_unordered(remote.options.downloads.max(1));
+        while let Some(outcome) = downloads.next().await {
+            let change = outcome.map_err(PollError::Remote)?;
+            match &change {
+                ObjectChange::Content { bytes, seen, .. } => {
+                    stats.downloaded += 1;
+                    stats.downloaded_bytes += bytes.len() as u64;
+                    metrics.s3_downloads.inc();
+                    metrics.s3_download_bytes.inc_by(bytes.len() as u64);
+                    if seen.size > limit {
+                        tracing::debug!(size = seen.size, "object grew past the size limit");
+                    }
+                }
+                ObjectChange::Deleted { .. } => stats.deleted += 1,
+                ObjectChange::Failed { .. } => stats.failed += 1,
+                ObjectChange::Skipped { .. } => stats.skipped += 1,
+            }
+            self.changes.push(change);
+        }
+        drop(downloads);
+        let changes = std::mem::take(&mut self.changes);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        apply(changes).map_err(PollError::Index)
+    }
+}
+
+/// Whether a stored record still describes a listed object: same ETag, size and
+/// last-modified, and nothing to retry (failed) or re-judge (skipped by a size limit that
+/// no longer excludes it).
+fn unchanged(rec: &FileRecord, seen: &Seen, limit: u64) -> bool {
+    let same = rec.etag == seen.etag && rec.size == seen.size && rec.mtime_ns == seen.mtime_ns;
+    same && match rec.state {
+        FileState::Indexed => true,
+        FileState::Skipped => rec.hash.is_some() || seen.size > limit,
+        FileState::Failed => false,
+    }
+}
+
+fn seen(meta: &ObjectMeta) -> Seen {
+    Seen {
+        size: meta.size,
+        mtime_ns: meta
+            .last_modified
+            .timestamp_nanos_opt()
+            .map(i128::from)
+            .unwrap_or(meta.last_modified.timestamp() as i128 * 1_000_000_000),
+        etag: meta.e_tag.clone(),
+    }
+}
+
+/// The stored records of one root, read a page at a time in key order.
+struct StoredCursor<'a> {
+    store: &'a Store,
+    root: Vec<u8>,
+    page: VecDeque<(Vec<u8>, FileRecord)>,
+    /// The last key read from the store.
+    read_upto: Option<Vec<u8>>,
+    exhausted: bool,
+}
+
+impl<'a> StoredCursor<'a> {
+    fn new(store: &'a Store, root: Vec<u8>) -> Self {
+        Self {
+            store,
+            root,
+            page: VecDeque::new(),
+            read_upto: None,
+            exhausted: false,
+        }
+    }
+
+    /// The next stored record, reading a page when needed. Records at or before `floor`
+    /// (the last listed key) are skipped: the engine may have just written them.
+    fn peek(&mut self, floor: Option<&[u8]>) -> Result<Option<&(Vec<u8>, FileRecord)>, PollError> {
+        while let Some((k, _)) = self.page.front() {
+            if floor.is_some_and(|f| k.as_slice() <= f) {
+                self.page.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.page.is_empty() && !self.exhausted {
+            let after = match (self.read_upto.as_deref(), floor) {
+                (Some(a), Some(f)) => Some(a.max(f)),
+                (a, f) => a.or(f),
+            };
+            let page = self
+                .store
+                .files_page(&self.root, after, STORE_PAGE)
+                .map_err(PollError::Index)?;
+            self.exhausted = page.len() < STORE_PAGE;
+            if let Some((k, _)) = page.last() {
+                self.read_upto = Some(k.clone());
+            }
+            self.page.extend(page);
+        }
+        Ok(self.page.front())
+    }
+
+    /// The next stored key sorting before `key`, if any (consumed).
+    fn next_before(
+        &mut self,
+        key: &[u8],
+        floor: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, PollError> {
+        let before = self.peek(floor)?.is_some_and(|(k, _)| k.as_slice() < key);
+        Ok(if before {
+            self.page.pop_front().map(|(k, _)| k)
+        } else {
+            None
+        })
+    }
+
+    /// The stored record of exactly `key`, if any (consumed).
+    fn take_equal(
+        &mut self,
+        key: &[u8],
+        floor: Option<&[u8]>,
+    ) -> Result<Option<FileRecord>, PollError> {
+        let equal = self.peek(floor)?.is_some_and(|(k, _)| k.as_slice() == key);
+        Ok(if equal {
+            self.page.pop_front().map(|(_, r)| r)
+        } else {
+            None
+        })
+    }
+}
+
+/// The wait before the next poll after `failures` failed polls in a row: the interval when
+/// healthy; else exponential backoff with "equal jitter" (AWS Architecture Blog,
+/// "Exponential Backoff and Jitter", 2015): a random time between half and all of
+/// `interval × 2^failures`, capped at 10 min (or the interval, if longer).
+pub fn next_delay(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let cap = MAX_BACKOFF.max(interval);
+    let full = interval.saturating_mul(1u32 << failures.min(16)).min(cap);
+    full / 2 + full.mul_f64(fastrand::f64() / 2.0)
+}
+
+/// A batch of object changes sent to the engine thread, with where to answer.
+pub struct RemoteBatch {
+    pub changes: Vec<ObjectChange>,
+    pub reply: crossbeam_channel::Sender<Result<(), String>>,
+}
+
+/// What a poller thread needs besides its root.
+pub struct PollerContext {
+    pub store: Arc<Store>,
+    pub scanner: Scanner,
+    pub metrics: Arc<Metrics>,
+    pub status: StatusCell,
+    /// Where batches go (the engine thread's loop).
+    pub batches: crossbeam_channel::Sender<RemoteBatch>,
+    /// Disconnected when the poller must stop.
+    pub shutdown: crossbeam_channel::Receiver<()>,
+}
+
+/// Polls `remote` on a thread until shut down: one poll at a time (polls never overlap),
+/// the next one [`next_delay`] after the end of the last. `failures` is how many polls in
+/// a row have failed before (the first, inline poll).
+///
+/// Errors: the thread cannot be spawned.
+pub fn spawn(
+    remote: Remote,
+    ctx: PollerContext,
+    failures: u32,
+) -> Result<std::thread::JoinHandle<()>> {
+    let handle = std::thread::Builder::new()
+        .name("vigil-s3-poll".into())
+        .spawn(move || {
+            let root = key_display(remote.root.as_os_str().as_encoded_bytes());
+            let interval = Duration::from_millis(remote.options.poll_interval_ms.max(10));
+            let mut failures = failures;
+            loop {
+                let delay = next_delay(interval, failures);
+                update(&ctx.status, &root, |r| {
+                    r.next_poll_ms = Some(now_ms() + delay.as_millis() as u64)
+                });
+                if !matches!(
+                    ctx.shutdown.recv_timeout(delay),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                ) {
+                    return;
+                }
+                let mut apply = |changes: Vec<ObjectChange>| -> Result<()> {
+                    let (reply, answer) = crossbeam_channel::bounded(1);
+                    ctx.batches
+                        .send(RemoteBatch { changes, reply })
+                        .map_err(|_| anyhow::anyhow!("the engine stopped"))?;
+                    answer
+                        .recv()
+                        .map_err(|_| anyhow::anyhow!("the engine stopped"))?
+                        .map_err(anyhow::Error::msg)
+                };
+                match poll_once(
+                    &remote,
+                    &ctx.store,
+                    &ctx.scanner,
+                    &ctx.metrics,
+                    &ctx.status,
+                    &mut apply,
+                ) {
+                    Ok(_) => failures = 0,
+                    Err(PollError::Remote(e)) => {
+                        failures += 1;
+                        tracing::warn!(root = %root, failures, "poll failed, backing off: {e}");
+                    }
+                    Err(PollError::Index(e)) => {
+                        tracing::debug!(root = %root, "poller stops: {e:#}");
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let i = Duration::from_secs(30);
+        assert_eq!(next_delay(i, 0), i);
+        for _ in 0..50 {
+            let d = next_delay(i, 1);
+            assert!(
+                d >= Duration::from_secs(30) && d <= Duration::from_secs(60),
+                "{d:?}"
+            );
+            let d = next_delay(i, 12);
+            assert!(d >= Duration::from_secs(300) && d <= MAX_BACKOFF, "{d:?}");
+        }
+        let spread: std::collections::HashSet<_> = (0..20).map(|_| next_delay(i, 3)).collect();
+        assert!(spread.len() > 1, "no jitter");
+    }
+}

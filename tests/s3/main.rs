@@ -1,0 +1,259 @@
+//! Object-storage roots against a real S3-compatible server on loopback (moto, with IAM
+//! authentication enforced): indexing, polling, zero-download unchanged listings, a server
+//! that goes away and comes back, and wrong credentials.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod moto;
+
+use common::{Tree, wait_for};
+use moto::Moto;
+use serde_json::Value;
+
+const ROOT: &str = "s3://notes/docs";
+
+fn setup() -> (Tree, Moto) {
+    let mut t = Tree::new(false);
+    let moto = Moto::start(t.tmp.path(), "notes");
+    t.env = moto.env();
+    (t, moto)
+}
+
+fn status(t: &Tree) -> Value {
+    serde_json::from_str(&t.ok(&["status", "--json"])).unwrap()
+}
+
+/// The status of the (only) object-storage root.
+fn remote(t: &Tree) -> Value {
+    status(t)["remotes"][0].clone()
+}
+
+fn paths(t: &Tree, query: &str) -> Vec<String> {
+    t.search(query, &["--mode", "text"])
+        .iter()
+        .map(|h| h["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// (kind, path) of the history rows of `path`, newest first.
+fn changes_of(t: &Tree, path: &str) -> Vec<String> {
+    t.history()
+        .iter()
+        .filter(|r| r["path"] == path)
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn objects_are_indexed_and_then_followed_by_polling() {
+    let (t, moto) = setup();
+    moto.put(
+        "docs/guide.md",
+        "# Guide\n\nThe lighthouse keeper turns the lamp.\n",
+    );
+    moto.put(
+        "docs/code/main.rs",
+        "fn main() { println!(\"zebra crossing\"); }\n",
+    );
+    moto.put("docs/.hidden.md", "a hidden walrus\n");
+    moto.put("docs/logo.png", b"\x89PNG\r\n\x1a\n\0\0\0binary".to_vec());
+    moto.put("docs/big.txt", "elephant ".repeat(300));
+    moto.put("other/outside.md", "an outside narwhal\n");
+    let summary = t.ok(&["index", ROOT, "--max-file-size", "1K"]);
+    assert!(summary.contains("5 scanned"), "{summary}");
+
+    assert_eq!(paths(&t, "lighthouse"), ["s3://notes/docs/guide.md"]);
+    assert_eq!(paths(&t, "zebra"), ["s3://notes/docs/code/main.rs"]);
+    for hidden in ["walrus", "narwhal", "elephant"] {
+        assert!(
+            paths(&t, hidden).is_empty(),
+            "{hidden} should not be indexed"
+        );
+    }
+    assert_eq!(changes_of(&t, "s3://notes/docs/logo.png"), ["skipped"]);
+    assert_eq!(changes_of(&t, "s3://notes/docs/big.txt"), ["skipped"]);
+    assert_eq!(changes_of(&t, "s3://notes/docs/guide.md"), ["created"]);
+
+    let w = t.watch_args(&[ROOT, "--max-file-size", "1K", "--poll-interval", "300ms"]);
+    // Overwrite: the new words replace the old ones.
+    moto.put(
+        "docs/guide.md",
+        "# Guide\n\nThe harbour master counts ships.\n",
+    );
+    wait_for("the overwritten object", || paths(&t, "harbour").len() == 1);
+    assert!(paths(&t, "lighthouse").is_empty());
+    // Delete.
+    moto.delete("docs/code/main.rs");
+    wait_for("the deleted object to leave", || {
+        paths(&t, "zebra").is_empty()
+    });
+    // Create, in a new "directory".
+    moto.put("docs/notes/new.md", "a brand new quokka\n");
+    wait_for("the new object", || {
+        paths(&t, "quokka") == ["s3://notes/docs/notes/new.md"]
+    });
+    // The same bytes again: a new upload, but the content hash is unchanged.
+    let chunks = status(&t)["chunks"].as_u64().unwrap();
+    // Last-Modified has a resolution of one second: make the new upload's differ.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    moto.put(
+        "docs/guide.md",
+        "# Guide\n\nThe harbour master counts ships.\n",
+    );
+    wait_for("a touched row", || {
+        changes_of(&t, "s3://notes/docs/guide.md")
+            .first()
+            .map(String::as_str)
+            == Some("touched")
+    });
+    assert_eq!(status(&t)["chunks"].as_u64().unwrap(), chunks);
+    assert_eq!(
+        changes_of(&t, "s3://notes/docs/guide.md"),
+        ["touched", "modified", "created"]
+    );
+    assert_eq!(
+        changes_of(&t, "s3://notes/docs/code/main.rs"),
+        ["deleted", "created"]
+    );
+    t.assert_verified("after polling");
+    assert!(w.stop().success());
+
+    // Changed behind vigil's back: verify (which lists and downloads) sees it.
+    moto.put("docs/guide.md", "rewritten while nobody watched\n");
+    let out = t.run(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let diffs = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        diffs.contains("s3://notes/docs/guide.md") && diffs.contains("stale"),
+        "{diffs}"
+    );
+}
+
+#[test]
+fn an_unchanged_listing_downloads_nothing() {
+    let (t, moto) = setup();
+    for i in 0..20 {
+        moto.put(
+            &format!("docs/n{i:02}.md"),
+            format!("note number {i} about otters\n"),
+        );
+    }
+    // Configured by file this time.
+    let config = t.tmp.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[roots]]\npath = \"{ROOT}\"\n\n[s3]\nendpoint = \"{}\"\npoll_interval = \"200ms\"\ndownloads = 2\n",
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let w = t.watch_args(&["--config", &config]);
+    assert_eq!(paths(&t, "otters").len(), 10, "search limit is 10");
+    let gets = moto.object_gets();
+    assert_eq!(gets, 20, "one download per object");
+    let (listings, polls) = (moto.listings(), remote(&t)["polls"].as_u64().unwrap());
+    wait_for("three more polls", || {
+        remote(&t)["polls"].as_u64().unwrap() >= polls + 3
+    });
+    assert!(moto.listings() >= listings + 3);
+    assert_eq!(
+        moto.object_gets(),
+        gets,
+        "an unchanged listing downloaded objects"
+    );
+    let r = remote(&t);
+    assert_eq!(
+        (r["objects"].as_u64(), r["downloads"].as_u64()),
+        (Some(20), Some(20))
+    );
+    // One change costs one download.
+    moto.put("docs/n07.md", "note seven now mentions beavers\n");
+    wait_for("the change", || paths(&t, "beavers").len() == 1);
+    assert_eq!(moto.object_gets(), gets + 1);
+    assert!(w.stop().success());
+}
+
+#[test]
+fn the_server_going_away_and_coming_back() {
+    let (t, mut moto) = setup();
+    moto.put("docs/a.md", "alpha centauri\n");
+    let w = t.watch_args(&[ROOT, "--poll-interval", "300ms"]);
+    assert_eq!(paths(&t, "alpha").len(), 1);
+
+    moto.proxy.down();
+    wait_for("failing polls in the status", || {
+        let r = remote(&t);
+        r["failures"].as_u64().unwrap_or(0) >= 2 && r["state"] == "backing_off"
+    });
+    let error = remote(&t)["last_error"].as_str().unwrap().to_string();
+    assert!(error.contains("reachable"), "{error}");
+    // The rest of vigil keeps working: search answers, nothing was deleted.
+    assert_eq!(paths(&t, "alpha").len(), 1);
+    moto.put("docs/b.md", "bravo company\n");
+
+    moto.proxy.up();
+    wait_for("the object added while away", || {
+        paths(&t, "bravo").len() == 1
+    });
+    wait_for("a healthy status", || {
+        let r = remote(&t);
+        r["failures"] == 0 && r["last_error"].is_null()
+    });
+    assert_eq!(paths(&t, "alpha").len(), 1);
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert!(log.contains("backing off"), "{log}");
+    assert!(w.stop().success());
+}
+
+#[test]
+fn wrong_credentials_give_a_clear_error_and_leak_nothing() {
+    let (mut t, moto) = setup();
+    moto.put("docs/a.md", "alpha\n");
+    let secret = "wrong-secret-0123456789";
+    t.env = vec![
+        ("AWS_ACCESS_KEY_ID".into(), moto.key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY".into(), secret.into()),
+        ("VIGIL_S3_ENDPOINT".into(), moto.endpoint.clone()),
+    ];
+    let out = t.run(&["index", ROOT]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+    assert!(stderr.contains("AWS_SECRET_ACCESS_KEY"), "{stderr}");
+    assert!(
+        !stderr.contains(secret) && !stderr.contains(&moto.key_id),
+        "{stderr}"
+    );
+
+    t.env[0].1 = "AKIAUNKNOWNKEY123456".into();
+    let out = t.run(&["index", ROOT]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("InvalidAccessKeyId"), "{stderr}");
+    assert!(!stderr.contains("AKIAUNKNOWNKEY123456"), "{stderr}");
+
+    // A watcher keeps running, shows the error, and logs no credential.
+    t.env[0].1 = moto.key_id.clone();
+    let w = t.watch_args(&[ROOT, "--poll-interval", "300ms"]);
+    let error = remote(&t)["last_error"].as_str().unwrap().to_string();
+    assert!(error.contains("SignatureDoesNotMatch"), "{error}");
+    wait_for("a retry", || remote(&t)["polls"].as_u64().unwrap() >= 2);
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert!(log.contains("SignatureDoesNotMatch"), "{log}");
+    assert!(
+        !log.contains(secret) && !log.contains(&moto.key_id),
+        "{log}"
+    );
+    let status = t.ok(&["status"]);
+    assert!(!status.contains(secret) && !status.contains(&moto.key_id));
+    assert!(w.stop().success());
+
+    // Plain http to a host that is not loopback is refused before anything is sent.
+    t.env[2].1 = "http://192.0.2.1:9000".into();
+    let out = t.run(&["index", ROOT]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--s3-allow-http"), "{stderr}");
+}
