@@ -44,6 +44,8 @@ fn install() -> PathBuf {
         .arg(&staging)
         .arg("-r")
         .arg(&requirements)
+        // Installing into a directory of our own never touches the system's packages.
+        .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
         .output()
         .expect("python3 is needed for the S3 tests");
     assert!(
