@@ -176,6 +176,40 @@ fn an_unchanged_listing_downloads_nothing() {
 }
 
 #[test]
+fn large_listings_are_paged_and_joined_with_the_records() {
+    let (t, moto) = setup();
+    // More than one listing page (1000 keys) and one page of stored records (1024).
+    let objects = (0..1100)
+        .map(|i| {
+            (
+                format!("docs/p/{i:04}.txt"),
+                format!("item {i} tag{i}\n").into_bytes(),
+            )
+        })
+        .collect();
+    moto.put_many(objects);
+    let summary = t.ok(&["index", ROOT]);
+    assert!(summary.contains("1100 scanned, 1100 added"), "{summary}");
+    // Changes on both sides of the page boundaries.
+    for i in [0, 999, 1000, 1001, 1099] {
+        moto.delete(&format!("docs/p/{i:04}.txt"));
+    }
+    for i in [1023, 1024] {
+        moto.put(&format!("docs/p/{i:04}.txt"), format!("item {i} changed\n"));
+    }
+    let summary = t.ok(&["index", ROOT]);
+    assert!(
+        summary.contains("1095 scanned, 0 added, 2 modified, 5 deleted"),
+        "{summary}"
+    );
+    assert!(summary.contains("1093 unchanged"), "{summary}");
+    assert_eq!(status(&t)["files_indexed"], 1095);
+    assert!(paths(&t, "tag1000").is_empty() && paths(&t, "tag1024").is_empty());
+    assert_eq!(paths(&t, "tag1002"), ["s3://notes/docs/p/1002.txt"]);
+    t.assert_verified("after a paged poll");
+}
+
+#[test]
 fn the_server_going_away_and_coming_back() {
     let (t, mut moto) = setup();
     moto.put("docs/a.md", "alpha centauri\n");

@@ -215,6 +215,23 @@ impl Moto {
             .unwrap();
     }
 
+    /// Uploads many objects, 16 at a time (directly).
+    pub fn put_many(&self, objects: Vec<(String, Vec<u8>)>) {
+        use futures::StreamExt;
+        let client = &self.client;
+        self.runtime.block_on(
+            futures::stream::iter(objects)
+                .map(|(key, body)| async move {
+                    client
+                        .put(&object_store::path::Path::from(key), PutPayload::from(body))
+                        .await
+                        .unwrap();
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<()>>(),
+        );
+    }
+
     /// Deletes an object (directly).
     pub fn delete(&self, key: &str) {
         self.runtime
