@@ -107,19 +107,17 @@ fn verify_remote(
     scanner: &Scanner,
     chunker: &Chunker,
 ) -> Result<()> {
-    use futures::StreamExt;
     use object_store::ObjectStoreExt;
     let remote = crate::s3::Remote::connect(root, options)?;
     let limit = scanner.max_file_size();
     let name = root.display();
     remote.block_on(async {
-        let mut listing = remote.client.list(remote.prefix().as_ref());
+        let mut listing = crate::s3::Listing::new(&remote);
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| anyhow::anyhow!("{name}: {}", crate::s3::describe(&e)))?;
+            let meta = meta.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             let key = remote.url.object_key(meta.location.as_ref());
             let path = std::path::PathBuf::from(key_display(&key));
-            if meta.location.as_ref().ends_with('/') || !scanner.admits_object(&remote.root, &path)
-            {
+            if !scanner.admits_object(&remote.root, &path) {
                 continue;
             }
             on_disk.insert(key.clone());

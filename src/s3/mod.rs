@@ -258,6 +258,63 @@ impl Remote {
     }
 }
 
+/// The objects under a root, in key order, without "folder markers".
+///
+/// A folder marker is the zero-byte object `dir/` that consoles create for a "folder";
+/// `object_store` strips its trailing `/`, so it would look like a file `dir` that sorts out
+/// of order. A zero-byte object whose key is out of order, or is the parent of the next key,
+/// is taken for one and left out.
+pub struct Listing {
+    inner: futures::stream::Peekable<
+        futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
+    >,
+    last: Option<String>,
+}
+
+impl Listing {
+    /// Starts listing `remote`'s prefix (the client pages through ListObjectsV2).
+    pub fn new(remote: &Remote) -> Self {
+        use futures::StreamExt;
+        Self {
+            inner: remote.client.list(remote.prefix().as_ref()).peekable(),
+            last: None,
+        }
+    }
+
+    /// The next object.
+    ///
+    /// Errors: the listing request failed (redacted message), or the keys came out of
+    /// order (the merge join with the stored records could not be trusted).
+    pub async fn next(&mut self) -> Option<Result<object_store::ObjectMeta, String>> {
+        use futures::StreamExt;
+        loop {
+            let meta = match self.inner.next().await? {
+                Ok(meta) => meta,
+                Err(e) => return Some(Err(describe(&e))),
+            };
+            let key = meta.location.as_ref().to_string();
+            let out_of_order = self.last.as_deref().is_some_and(|l| key.as_str() <= l);
+            if meta.size == 0 {
+                let parent = format!("{key}/");
+                let parent_of_next = match std::pin::Pin::new(&mut self.inner).peek().await {
+                    Some(Ok(next)) => next.location.as_ref().starts_with(&parent),
+                    _ => false,
+                };
+                if out_of_order || parent_of_next {
+                    continue;
+                }
+            }
+            if out_of_order {
+                return Some(Err(format!(
+                    "the listing is not in key order at {key:?}: nothing deleted this poll"
+                )));
+            }
+            self.last = Some(key);
+            return Some(Ok(meta));
+        }
+    }
+}
+
 /// Refuses plain http to anything but loopback, unless allowed.
 ///
 /// Errors: the endpoint is not a URL, or is plain http to a non-loopback host.

@@ -173,20 +173,14 @@ async fn poll(
     let limit = scanner.max_file_size();
     let root_key = remote.root.as_os_str().as_encoded_bytes().to_vec();
     let mut stored = StoredCursor::new(store, root_key);
-    let mut listing = remote.client.list(remote.prefix().as_ref());
+    let mut listing = super::Listing::new(remote);
     let mut pending = Pending::default();
     let mut last: Option<Vec<u8>> = None;
     while let Some(item) = listing.next().await {
-        let meta = item.map_err(|e| PollError::Remote(describe(&e)))?;
+        let meta = item.map_err(PollError::Remote)?;
         stats.listed += 1;
         metrics.s3_objects_listed.inc();
         let key = remote.url.object_key(meta.location.as_ref());
-        if last.as_ref().is_some_and(|l| *l >= key) {
-            return Err(PollError::Remote(format!(
-                "the listing is not in key order at {}: nothing deleted this poll",
-                key_display(&key)
-            )));
-        }
         // Stored records before this key were not listed: deleted.
         while let Some(k) = stored.next_before(&key, last.as_deref())? {
             pending.changes.push(ObjectChange::Deleted { key: k });
@@ -195,7 +189,7 @@ async fn poll(
         let record = stored.take_equal(&key, last.as_deref())?;
         last = Some(key.clone());
         let path = PathBuf::from(key_display(&key));
-        if meta.location.as_ref().ends_with('/') || !scanner.admits_object(&remote.root, &path) {
+        if !scanner.admits_object(&remote.root, &path) {
             if record.is_some() {
                 pending.changes.push(ObjectChange::Deleted { key });
                 stats.deleted += 1;

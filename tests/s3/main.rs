@@ -59,8 +59,13 @@ fn objects_are_indexed_and_then_followed_by_polling() {
     moto.put("docs/logo.png", b"\x89PNG\r\n\x1a\n\0\0\0binary".to_vec());
     moto.put("docs/big.txt", "elephant ".repeat(300));
     moto.put("other/outside.md", "an outside narwhal\n");
+    // Console "folders": zero-byte `dir/` markers, one sorting after a sibling `code.md`.
+    moto.put_raw("docs/", "");
+    moto.put_raw("docs/code/", "");
+    moto.put("docs/code.md", "the code of conduct mentions a yak\n");
     let summary = t.ok(&["index", ROOT, "--max-file-size", "1K"]);
-    assert!(summary.contains("5 scanned"), "{summary}");
+    assert!(summary.contains("6 scanned, 3 added"), "{summary}");
+    assert_eq!(paths(&t, "yak"), ["s3://notes/docs/code.md"]);
 
     assert_eq!(paths(&t, "lighthouse"), ["s3://notes/docs/guide.md"]);
     assert_eq!(paths(&t, "zebra"), ["s3://notes/docs/code/main.rs"]);

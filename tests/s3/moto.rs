@@ -215,6 +215,30 @@ impl Moto {
             .unwrap();
     }
 
+    /// Uploads an object with exactly this key, e.g. a console's "folder" marker `dir/`
+    /// (which `object_store` paths cannot name), through boto3.
+    pub fn put_raw(&self, key: &str, body: &str) {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).put_object(Bucket=sys.argv[4], Key=sys.argv[5], Body=sys.argv[6].encode())",
+                &self.direct,
+                &self.key_id,
+                &self.secret,
+                &self.bucket,
+                key,
+                body,
+            ])
+            .env("PYTHONPATH", install_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Uploads many objects, 16 at a time (directly).
     pub fn put_many(&self, objects: Vec<(String, Vec<u8>)>) {
         use futures::StreamExt;
