@@ -128,7 +128,7 @@ fn run(
     mut mode: watch::Mode,
 ) -> Result<()> {
     let status = engine.status();
-    tracing::info!(roots = ?engine.roots(), "watching; initial reconcile");
+    tracing::info!(roots = ?engine.roots(), buckets = ?engine.remote_roots(), "watching; initial reconcile");
     engine.publish(Phase::Scanning);
     let _ = sd_notify::notify(&[NotifyState::Status("initial reconcile")]);
     let stats = engine.reconcile(&engine.roots(), &())?;
@@ -221,6 +221,7 @@ fn run(
                     drop(pollers);
                     (watcher, changes) = reload(engine, watcher, changes, settings)?;
                     pollers = Pollers::start(engine)?;
+                    engine.publish(settled(engine));
                     poll_tick = poll_ticker(&watcher);
                     notify_ready(engine);
                 }

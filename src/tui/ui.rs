@@ -679,6 +679,26 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_bucket_root_shows_in_the_header() {
+        let mut app = app(Phase::Watching);
+        app.status.remotes = vec![crate::status::RemoteStatus {
+            root: "s3://team-notes/handbook".into(),
+            state: crate::status::RemoteState::BackingOff,
+            polls: 9,
+            failures: 3,
+            last_error: Some("SignatureDoesNotMatch: check AWS_SECRET_ACCESS_KEY".into()),
+            objects: 120,
+            ..Default::default()
+        }];
+        let screen = render(&app, 100, 24);
+        assert!(
+            screen.contains("s3://team-notes/handbook: failing (3 in a row)"),
+            "{screen}"
+        );
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
     fn search_results_show_path_score_modes_and_a_highlighted_preview() {
         let mut app = app(Phase::Watching);
         app.on_key(key(KeyCode::Char('/')));

@@ -153,8 +153,8 @@ fn an_unchanged_listing_downloads_nothing() {
         ),
     )
     .unwrap();
-    let config = config.to_str().unwrap().to_string();
-    let w = t.watch_args(&["--config", &config]);
+    let config_arg = config.to_str().unwrap().to_string();
+    let w = t.watch_args(&["--config", &config_arg]);
     assert_eq!(paths(&t, "otters").len(), 10, "search limit is 10");
     let gets = moto.object_gets();
     assert_eq!(gets, 20, "one download per object");
@@ -177,6 +177,36 @@ fn an_unchanged_listing_downloads_nothing() {
     moto.put("docs/n07.md", "note seven now mentions beavers\n");
     wait_for("the change", || paths(&t, "beavers").len() == 1);
     assert_eq!(moto.object_gets(), gets + 1);
+    let metrics = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(t.index.join("vigil.sock"))
+        .arg("http://vigil/metrics")
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(metrics.contains("vigil_s3_downloads_total 21"), "{metrics}");
+    assert!(
+        metrics.contains("vigil_s3_polls_total{outcome=\"ok\"}"),
+        "{metrics}"
+    );
+
+    // Saving the configuration reloads it: the pollers restart with the new filters.
+    std::fs::write(
+        &config,
+        format!(
+            "[[roots]]\npath = \"{ROOT}\"\ninclude = [\"n0*.md\"]\n\n[s3]\nendpoint = \"{}\"\npoll_interval = \"200ms\"\n",
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+    wait_for("the filtered-out objects to leave", || {
+        status(&t)["files_indexed"] == 10
+    });
+    assert_eq!(
+        moto.object_gets(),
+        gets + 1,
+        "a reload re-downloaded objects"
+    );
     assert!(w.stop().success());
 }
 
