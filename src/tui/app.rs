@@ -188,8 +188,15 @@ impl App {
         }
     }
 
-    fn open_selected(&self) -> Action {
+    fn open_selected(&mut self) -> Action {
         match self.selected_hit() {
+            Some(h) if h.path.starts_with(crate::s3::SCHEME) => {
+                self.search_error = Some(format!(
+                    "{} is an object in a bucket: there is no local file to open",
+                    h.path
+                ));
+                Action::None
+            }
             Some(h) => Action::Open {
                 path: h.path.clone(),
                 line: h.snippet_line.max(h.start_line),

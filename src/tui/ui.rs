@@ -736,6 +736,28 @@ mod tests {
     }
 
     #[test]
+    fn an_object_hit_is_not_opened_in_an_editor() {
+        let mut app = app(Phase::Watching);
+        app.on_key(key(KeyCode::Char('/')));
+        app.on_key(key(KeyCode::Char('x')));
+        app.set_results(
+            "x".into(),
+            Ok(vec![Hit {
+                path: "s3://kb/docs/x.md".into(),
+                start_line: 1,
+                end_line: 1,
+                score: 1.0,
+                modes: vec![Mode::Text],
+                snippet: "x".into(),
+                snippet_line: 1,
+                text: None,
+            }]),
+        );
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::None);
+        assert!(render(&app, 100, 30).contains("no local file to open"));
+    }
+
+    #[test]
     fn help_popup_lists_every_key() {
         let mut app = app(Phase::Watching);
         app.on_key(key(KeyCode::Char('?')));
