@@ -176,15 +176,18 @@ impl Moto {
     }
 
     fn create_bucket(&self) {
+        self.boto3("s3.create_bucket(Bucket=a[0])", &[&self.bucket]);
+    }
+
+    /// Runs `statement` with `s3`, a boto3 client of this server with the test's
+    /// credentials, and `a`, the arguments.
+    fn boto3(&self, statement: &str, args: &[&str]) {
+        let script = format!(
+            "import boto3,sys; d=sys.argv[1:5]; a=sys.argv[5:]; s3=boto3.client('s3', endpoint_url=d[0], region_name='us-east-1', aws_access_key_id=d[1], aws_secret_access_key=d[2]); {statement}"
+        );
         let out = Command::new("python3")
-            .args([
-                "-c",
-                "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).create_bucket(Bucket=sys.argv[4])",
-                &self.direct,
-                &self.key_id,
-                &self.secret,
-                &self.bucket,
-            ])
+            .args(["-c", &script, &self.direct, &self.key_id, &self.secret, "-"])
+            .args(args)
             .env("PYTHONPATH", install_dir())
             .output()
             .unwrap();
@@ -218,25 +221,20 @@ impl Moto {
     /// Uploads an object with exactly this key, e.g. a console's "folder" marker `dir/`
     /// (which `object_store` paths cannot name), through boto3.
     pub fn put_raw(&self, key: &str, body: &str) {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).put_object(Bucket=sys.argv[4], Key=sys.argv[5], Body=sys.argv[6].encode())",
-                &self.direct,
-                &self.key_id,
-                &self.secret,
-                &self.bucket,
-                key,
-                body,
-            ])
-            .env("PYTHONPATH", install_dir())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let put = "s3.put_object(Bucket=a[0], Key=a[1], Body=a[2].encode())";
+        self.boto3(put, &[&self.bucket, key, body]);
+    }
+
+    /// Uploads an object in a (one-part) multipart upload: the same bytes as a plain upload
+    /// get another ETag (`md5-of-part-md5s-1`).
+    pub fn put_multipart(&self, key: &str, body: impl Into<Vec<u8>>) {
+        let path = object_store::path::Path::from(key);
+        let payload = PutPayload::from(body.into());
+        self.runtime.block_on(async {
+            let mut upload = self.client.put_multipart(&path).await.unwrap();
+            upload.put_part(payload).await.unwrap();
+            upload.complete().await.unwrap();
+        });
     }
 
     /// Uploads many objects, 16 at a time (directly).
