@@ -137,6 +137,9 @@ fn run(
         return Ok(());
     }
     let mut pollers = Pollers::start(engine)?;
+    if engine.cancelled() {
+        return Ok(());
+    }
     engine.set_live();
     let embed = EmbedWorker::start(engine)?;
     engine.publish(settled(engine));
@@ -323,6 +326,7 @@ pub fn first_polls(engine: &mut Engine) -> Result<Vec<(crate::s3::Remote, u32)>>
                 tracing::warn!(root = %name, "poll failed, backing off: {e}");
                 1
             }
+            Err(crate::s3::poll::PollError::Index(_)) if engine.cancelled() => break,
             Err(crate::s3::poll::PollError::Index(e)) => return Err(e),
         };
         connected.push((remote, failures));
@@ -344,7 +348,12 @@ pub fn poll_inline(
         engine.metrics(),
         engine.status(),
     );
+    // A stop request ends a long poll between batches, like a reconcile between slices;
+    // the next start polls again.
     let mut apply = |changes| {
+        if engine.cancelled() {
+            anyhow::bail!("stopped");
+        }
         totals.add(&engine.apply_objects(changes)?);
         Ok(())
     };
