@@ -13,6 +13,7 @@ model:
 # Indexing throughput on a real corpus (see benches/).
 bench:
     cargo bench --bench index
+    cargo bench --bench s3
 
 fmt:
     cargo fmt --all

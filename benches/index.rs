@@ -4,32 +4,14 @@
 //! Run with `cargo bench --bench index` (or `just bench`); set `VIGIL_BENCH_EMBED=0` to skip
 //! the embedding figures. Prints one line per figure, with units.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{CORPUS, per_sec, registry_src};
 use vigil::engine::{Engine, EngineConfig};
 use vigil::search::{Mode, SearchRequest};
-
-/// Crates whose sources form the corpus (versions pinned by Cargo.lock).
-const CORPUS: &[&str] = &[
-    "tantivy-0.27.0",
-    "redb-4.5.0",
-    "notify-8.2.1",
-    "text-splitter-0.33.1",
-    "ignore-0.4.34",
-];
-
-fn registry_src() -> Option<PathBuf> {
-    let home = PathBuf::from(std::env::var_os("CARGO_HOME").or_else(|| {
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string())
-    })?);
-    let src = home.join("registry").join("src");
-    std::fs::read_dir(src)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join(CORPUS[0]).is_dir())
-}
 
 fn copy_tree(from: &Path, to: &Path) -> (u64, u64) {
     let (mut files, mut bytes) = (0, 0);
@@ -48,10 +30,6 @@ fn copy_tree(from: &Path, to: &Path) -> (u64, u64) {
         }
     }
     (files, bytes)
-}
-
-fn per_sec(n: u64, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64().max(1e-9)
 }
 
 fn main() {
