@@ -328,6 +328,43 @@ mod tests {
     }
 
     #[test]
+    fn bucket_roots_and_the_s3_table_parse_and_flags_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(
+            &path,
+            "[[roots]]\npath = \"s3://kb/docs/\"\ninclude = [\"**/*.md\"]\n\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\npoll_interval = \"2m\"\ndownloads = 8\n",
+        )
+        .unwrap();
+        let file = load_file(&path).unwrap();
+        let s = settings(&file, &Overrides::default()).unwrap();
+        assert_eq!(s.roots[0].path, PathBuf::from("s3://kb/docs"));
+        assert_eq!((s.s3.poll_interval_ms, s.s3.downloads), (120_000, 8));
+        assert_eq!(s.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        let flags = Overrides {
+            poll_interval_ms: Some(500),
+            s3_endpoint: Some("https://s3.example.com".into()),
+            ..Default::default()
+        };
+        let s = settings(&file, &flags).unwrap();
+        assert_eq!(s.s3.poll_interval_ms, 500);
+        assert_eq!(s.s3.endpoint.as_deref(), Some("https://s3.example.com"));
+        for (text, expect) in [
+            (
+                "[[roots]]\npath = \"s3://Bad_Name\"\n",
+                "invalid bucket name",
+            ),
+            ("[s3]\npoll_interval = \"often\"\n", "poll_interval"),
+            ("[s3]\ndownloads = 0\n", "downloads"),
+            ("[s3]\nsecret = \"x\"\n", "unknown field"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", load_file(&path).unwrap_err());
+            assert!(err.contains(expect), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_config_files_are_rejected_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vigil.toml");
