@@ -185,6 +185,9 @@ async fn poll(
         while let Some(k) = stored.next_before(&key, last.as_deref())? {
             pending.changes.push(ObjectChange::Deleted { key: k });
             stats.deleted += 1;
+            if pending.full() {
+                pending.flush(remote, metrics, &mut stats, apply).await?;
+            }
         }
         let record = stored.take_equal(&key, last.as_deref())?;
         last = Some(key.clone());
@@ -215,23 +218,18 @@ async fn poll(
             pending.fetch.push((key, meta));
         }
         if pending.full() {
-            pending
-                .flush(remote, limit, metrics, &mut stats, apply)
-                .await?;
+            pending.flush(remote, metrics, &mut stats, apply).await?;
         }
     }
-    while let Some(k) = stored.next_before(&[0xFF; 1], last.as_deref())? {
+    // Every stored key sorts before 0xFF (keys start with "s3://"): the rest are deleted.
+    while let Some(k) = stored.next_before(&[0xFF], last.as_deref())? {
         pending.changes.push(ObjectChange::Deleted { key: k });
         stats.deleted += 1;
         if pending.full() {
-            pending
-                .flush(remote, limit, metrics, &mut stats, apply)
-                .await?;
+            pending.flush(remote, metrics, &mut stats, apply).await?;
         }
     }
-    pending
-        .flush(remote, limit, metrics, &mut stats, apply)
-        .await?;
+    pending.flush(remote, metrics, &mut stats, apply).await?;
     Ok(stats)
 }
 
@@ -253,7 +251,6 @@ impl Pending {
     async fn flush(
         &mut self,
         remote: &Remote,
-        limit: u64,
         metrics: &Metrics,
         stats: &mut PollStats,
         apply: &mut Apply<'_>,
@@ -294,14 +291,11 @@ impl Pending {
         while let Some(outcome) = downloads.next().await {
             let change = outcome.map_err(PollError::Remote)?;
             match &change {
-                ObjectChange::Content { bytes, seen, .. } => {
+                ObjectChange::Content { bytes, .. } => {
                     stats.downloaded += 1;
                     stats.downloaded_bytes += bytes.len() as u64;
                     metrics.s3_downloads.inc();
                     metrics.s3_download_bytes.inc_by(bytes.len() as u64);
-                    if seen.size > limit {
-                        tracing::debug!(size = seen.size, "object grew past the size limit");
-                    }
                 }
                 ObjectChange::Deleted { .. } => stats.deleted += 1,
                 ObjectChange::Failed { .. } => stats.failed += 1,
