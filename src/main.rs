@@ -37,6 +37,14 @@ fn main() {
         LogFormat::Human => logs.init(),
     }
     if let Err(e) = vigil::commands::run(cli) {
+        // A reader that stopped reading (`vigil search … | head`) is not an error.
+        let broken_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if broken_pipe {
+            return;
+        }
         eprintln!("vigil: error: {e:#}");
         std::process::exit(1);
     }
