@@ -211,6 +211,55 @@ fn an_unchanged_listing_downloads_nothing() {
 }
 
 #[test]
+fn a_folder_and_a_bucket_in_one_watcher() {
+    let (t, moto) = setup();
+    t.write("local/ferry.md", "the ferry leaves at noon\n");
+    moto.put("docs/canal.md", "the canal lock opens at dawn\n");
+    let local = t.root.to_str().unwrap().to_string();
+    let config = t.tmp.path().join("vigil.toml");
+    let write_config = |roots: &[&str]| {
+        let roots: String = roots
+            .iter()
+            .map(|r| format!("[[roots]]\npath = \"{r}\"\n\n"))
+            .collect();
+        let s3 = format!(
+            "[s3]\nendpoint = \"{}\"\npoll_interval = \"200ms\"\n",
+            moto.endpoint
+        );
+        std::fs::write(&config, roots + &s3).unwrap();
+    };
+    write_config(&[&local, ROOT]);
+    let w = t.watch_args(&["--config", config.to_str().unwrap()]);
+    assert_eq!(paths(&t, "ferry").len(), 1);
+    assert_eq!(paths(&t, "canal"), ["s3://notes/docs/canal.md"]);
+    // Both kinds of change arrive in the same process.
+    t.write("local/bridge.md", "the bridge swings open\n");
+    moto.put("docs/weir.md", "the weir holds the river\n");
+    wait_for("both changes", || {
+        paths(&t, "bridge").len() == 1 && paths(&t, "weir").len() == 1
+    });
+    t.assert_verified("a folder and a bucket");
+
+    // The bucket leaves the configuration: its objects leave the index, its poller stops.
+    write_config(&[&local]);
+    wait_for("the bucket's objects to leave", || {
+        paths(&t, "canal").is_empty()
+    });
+    assert!(status(&t)["remotes"].as_array().unwrap().is_empty());
+    let listings = moto.listings();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert_eq!(
+        moto.listings(),
+        listings,
+        "the removed root is still polled"
+    );
+    assert_eq!(paths(&t, "ferry").len(), 1);
+    let removed = changes_of(&t, "s3://notes/docs/weir.md");
+    assert_eq!(removed, ["deleted", "created"]);
+    assert!(w.stop().success());
+}
+
+#[test]
 fn large_listings_are_paged_and_joined_with_the_records() {
     let (t, moto) = setup();
     // More than one listing page (1000 keys) and one page of stored records (1024).
