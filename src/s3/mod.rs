@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use object_store::ClientConfigKey;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use serde::{Deserialize, Serialize};
@@ -208,10 +209,11 @@ impl Remote {
             builder = builder.with_region(region);
         }
         let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
-        // Replaces the builder's client options as a whole: set before anything else.
-        let mut client_options = object_store::ClientOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(Duration::from_secs(120));
+        // Set key by key: client options from the environment (e.g. a proxy) stay.
+        let client = |key| AmazonS3ConfigKey::Client(key);
+        builder = builder
+            .with_config(client(ClientConfigKey::ConnectTimeout), "5s")
+            .with_config(client(ClientConfigKey::Timeout), "120s");
         if let Some(endpoint) = &endpoint {
             check_endpoint(endpoint, options.allow_http)?;
             if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
@@ -219,8 +221,9 @@ impl Remote {
                     "{text}: no credentials for {endpoint}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
                 );
             }
-            client_options = client_options.with_allow_http(endpoint.starts_with("http://"));
-            builder = builder.with_virtual_hosted_style_request(false);
+            builder = builder
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
         }
         let retry = object_store::RetryConfig {
             max_retries: 2,
@@ -229,7 +232,6 @@ impl Remote {
         };
         let client = builder
             .with_retry(retry)
-            .with_client_options(client_options)
             .build()
             .map_err(|e| anyhow::anyhow!("{text}: {}", describe(&e)))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
