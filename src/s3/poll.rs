@@ -12,6 +12,9 @@
 //!
 //! Changes go to the engine in batches of [`BATCH_OBJECTS`] objects or [`BATCH_BYTES`]; a
 //! poll that fails half-way has applied what it had and deletes nothing it did not list past.
+//! A download that fails for a reason that may pass (network, 5xx) leaves that object's
+//! record as it was — the others go on, the poll reports the failure and backs off — unless
+//! [`MAX_FAILED_IN_A_ROW`] fail in a row: then the server is the problem and the poll stops.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -36,6 +39,9 @@ pub const BATCH_OBJECTS: usize = 64;
 pub const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 /// Stored records read per page of the merge join.
 const STORE_PAGE: usize = 1024;
+/// Downloads failing in a row (network errors, 5xx) after which a poll gives up: the
+/// server, not one object, is the problem.
+pub const MAX_FAILED_IN_A_ROW: u32 = 8;
 /// Longest wait between polls of a failing root (10 min), unless the interval is longer.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
@@ -230,7 +236,15 @@ async fn poll(
         }
     }
     pending.flush(remote, metrics, &mut stats, apply).await?;
-    Ok(stats)
+    match pending.first_error {
+        // Everything else is applied; the failed objects keep their indexed content and are
+        // downloaded again by the next poll, after a backoff.
+        Some(e) => Err(PollError::Remote(format!(
+            "{} objects could not be downloaded (they keep their indexed content), e.g.: {e}",
+            pending.failed
+        ))),
+        None => Ok(stats),
+    }
 }
 
 /// Changes and downloads waiting to be handed to the engine.
@@ -240,6 +254,11 @@ struct Pending {
     fetch: Vec<(Vec<u8>, ObjectMeta)>,
     /// Listed bytes of `fetch`.
     bytes: u64,
+    /// Downloads that failed for reasons that may pass (network, 5xx): in total, in a row,
+    /// and the first reason.
+    failed: u64,
+    failed_in_a_row: u32,
+    first_error: Option<String>,
 }
 
 impl Pending {
@@ -288,8 +307,26 @@ impl Pending {
                 }
             })
             .buffer_unordered(remote.options.downloads.max(1));
+        let mut result = Ok(());
         while let Some(outcome) = downloads.next().await {
-            let change = outcome.map_err(PollError::Remote)?;
+            let change = match outcome {
+                Ok(change) => {
+                    self.failed_in_a_row = 0;
+                    change
+                }
+                // One object's failure does not stop the others; many in a row stop the poll.
+                Err(e) => {
+                    stats.failed += 1;
+                    self.failed += 1;
+                    self.failed_in_a_row += 1;
+                    if self.failed_in_a_row >= MAX_FAILED_IN_A_ROW {
+                        result = Err(PollError::Remote(e));
+                        break;
+                    }
+                    self.first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             match &change {
                 ObjectChange::Content { bytes, .. } => {
                     stats.downloaded += 1;
@@ -305,10 +342,10 @@ impl Pending {
         }
         drop(downloads);
         let changes = std::mem::take(&mut self.changes);
-        if changes.is_empty() {
-            return Ok(());
+        if !changes.is_empty() {
+            apply(changes).map_err(PollError::Index)?;
         }
-        apply(changes).map_err(PollError::Index)
+        result
     }
 }
 

@@ -294,6 +294,39 @@ fn large_listings_are_paged_and_joined_with_the_records() {
 }
 
 #[test]
+fn an_object_the_server_fails_on_never_stops_the_others() {
+    let (t, moto) = setup();
+    moto.put("docs/good.md", "a good mongoose\n");
+    moto.put("docs/bad.md", "a bad badger\n");
+    let w = t.watch_args(&[ROOT, "--poll-interval", "300ms"]);
+    assert_eq!(paths(&t, "badger").len(), 1);
+    // The server now fails every download of bad.md (after object_store's own retries).
+    moto.proxy
+        .fail_requests_for(Some("GET /notes/docs/bad.md "));
+    moto.put("docs/bad.md", "a changed badger, now with a ferret\n");
+    moto.put("docs/good.md", "a good mongoose and a meerkat\n");
+    moto.put("docs/new.md", "a new lemur\n");
+    wait_for("the other changes", || {
+        paths(&t, "meerkat").len() == 1 && paths(&t, "lemur").len() == 1
+    });
+    wait_for("the failure in the status", || {
+        remote(&t)["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not be downloaded"))
+    });
+    // The failing object keeps what was indexed; nothing was deleted.
+    assert_eq!(paths(&t, "badger"), ["s3://notes/docs/bad.md"]);
+    assert!(paths(&t, "ferret").is_empty());
+    // Fixed on the server: the next poll catches up and the status is healthy again.
+    moto.proxy.fail_requests_for(None);
+    wait_for("the object the server failed on", || {
+        paths(&t, "ferret").len() == 1
+    });
+    wait_for("a healthy status", || remote(&t)["last_error"].is_null());
+    assert!(w.stop().success());
+}
+
+#[test]
 fn the_server_going_away_and_coming_back() {
     let (t, mut moto) = setup();
     moto.put("docs/a.md", "alpha centauri\n");

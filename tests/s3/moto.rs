@@ -295,6 +295,8 @@ pub struct Proxy {
     pub port: u16,
     upstream: u16,
     stop: Arc<AtomicBool>,
+    /// Requests whose head contains this are answered `500` by the proxy itself.
+    poison: Arc<Mutex<Option<String>>>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     accept: Option<JoinHandle<()>>,
 }
@@ -305,6 +307,7 @@ impl Proxy {
             port: free_port(),
             upstream,
             stop: Arc::default(),
+            poison: Arc::default(),
             conns: Arc::default(),
             accept: None,
         };
@@ -318,6 +321,7 @@ impl Proxy {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let (stop, conns, upstream) = (self.stop.clone(), self.conns.clone(), self.upstream);
+        let poison = self.poison.clone();
         self.accept = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let Ok((client, _)) = listener.accept() else {
@@ -331,7 +335,11 @@ impl Proxy {
                 let mut list = conns.lock().unwrap();
                 list.push(client.try_clone().unwrap());
                 list.push(server.try_clone().unwrap());
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                requests(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    poison.clone(),
+                );
                 pipe(server, client);
             }
         }));
@@ -347,6 +355,39 @@ impl Proxy {
             let _ = c.shutdown(Shutdown::Both);
         }
     }
+
+    /// Answers every request that contains `needle` (e.g. `GET /bucket/key `) with a `500`,
+    /// as a broken server would; `None` stops.
+    pub fn fail_requests_for(&self, needle: Option<&str>) {
+        *self.poison.lock().unwrap() = needle.map(str::to_string);
+    }
+}
+
+/// Forwards a client's requests to the server, except poisoned ones: those get a `500`
+/// and the connection is closed (requests on one HTTP/1.1 connection are sequential).
+fn requests(mut client: TcpStream, mut server: TcpStream, poison: Arc<Mutex<Option<String>>>) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let needle = poison.lock().unwrap().clone();
+            if needle.is_some_and(|p| String::from_utf8_lossy(&buf[..n]).contains(&p)) {
+                let _ = client.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                let _ = client.shutdown(Shutdown::Both);
+                break;
+            }
+            if server.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = server.shutdown(Shutdown::Write);
+    });
 }
 
 fn pipe(mut from: TcpStream, mut to: TcpStream) {
