@@ -260,6 +260,31 @@ fn a_folder_and_a_bucket_in_one_watcher() {
 }
 
 #[test]
+fn objects_are_searched_by_meaning_and_share_the_embedding_cache() {
+    let mut t = Tree::new(true);
+    let moto = Moto::start(t.tmp.path(), "notes");
+    t.env = moto.env();
+    let text = "The lighthouse keeper climbs the tower every evening to light the lamp.\n";
+    moto.put("docs/keeper.md", text);
+    t.ok(&["index", ROOT]);
+    let hits = t.search("a beacon on the coast after dark", &["--mode", "semantic"]);
+    assert_eq!(hits[0]["path"], "s3://notes/docs/keeper.md");
+    // The same text under another key: its embedding comes from the cache.
+    moto.put("docs/copy/keeper.md", text);
+    t.ok(&["index", ROOT]);
+    let row = t
+        .history()
+        .into_iter()
+        .find(|r| r["path"] == "s3://notes/docs/copy/keeper.md")
+        .unwrap();
+    assert_eq!(
+        (row["kind"].as_str(), row["embeddings_reused"].as_u64()),
+        (Some("created"), Some(1))
+    );
+    assert_eq!(row["embeddings_computed"], 0);
+}
+
+#[test]
 fn large_listings_are_paged_and_joined_with_the_records() {
     let (t, moto) = setup();
     // More than one listing page (1000 keys) and one page of stored records (1024).
