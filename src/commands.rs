@@ -201,6 +201,7 @@ fn index_remotes(engine: &mut Engine, totals: &mut ReconcileStats) -> Result<Vec
             ),
             Err(crate::s3::poll::PollError::Remote(e)) => errors.push(format!("{name}: {e}")),
             Err(crate::s3::poll::PollError::Index(e)) => return Err(e),
+            Err(crate::s3::poll::PollError::Stopped) => errors.push(format!("{name}: stopped")),
         }
     }
     Ok(errors)

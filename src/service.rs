@@ -326,7 +326,7 @@ pub fn first_polls(engine: &mut Engine) -> Result<Vec<(crate::s3::Remote, u32)>>
                 tracing::warn!(root = %name, "poll failed, backing off: {e}");
                 1
             }
-            Err(crate::s3::poll::PollError::Index(_)) if engine.cancelled() => break,
+            Err(crate::s3::poll::PollError::Stopped) => break,
             Err(crate::s3::poll::PollError::Index(e)) => return Err(e),
         };
         connected.push((remote, failures));
@@ -348,17 +348,17 @@ pub fn poll_inline(
         engine.metrics(),
         engine.status(),
     );
-    // A stop request ends a long poll between batches, like a reconcile between slices;
-    // the next start polls again.
+    // A stop request ends a long poll, like a reconcile between slices; the next start
+    // polls again.
+    let cancel = engine.cancel_flag();
+    let stop = || cancel.load(std::sync::atomic::Ordering::Acquire);
     let mut apply = |changes| {
-        if engine.cancelled() {
-            anyhow::bail!("stopped");
-        }
         totals.add(&engine.apply_objects(changes)?);
         Ok(())
     };
-    let result =
-        crate::s3::poll::poll_once(remote, &store, &scanner, &metrics, &status, &mut apply);
+    let result = crate::s3::poll::poll_once(
+        remote, &store, &scanner, &metrics, &status, &mut apply, &stop,
+    );
     if let Ok(polled) = &result {
         totals.scanned += polled.listed;
         totals.unchanged += polled.unchanged;

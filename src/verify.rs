@@ -107,40 +107,63 @@ fn verify_remote(
     scanner: &Scanner,
     chunker: &Chunker,
 ) -> Result<()> {
+    use futures::StreamExt;
     use object_store::ObjectStoreExt;
     let remote = crate::s3::Remote::connect(root, options)?;
     let limit = scanner.max_file_size();
     let name = root.display();
+    let client = &remote.client;
+    // Downloads `meta` (never more than the limit) and says what its record should be;
+    // `None` when it vanished since the listing.
+    let expect = |path: std::path::PathBuf, meta: object_store::ObjectMeta| async move {
+        if meta.size > limit {
+            return Some(Expected::Skipped(format!(
+                "larger than the size limit ({} bytes > {limit} bytes)",
+                meta.size
+            )));
+        }
+        match client.get(&meta.location).await {
+            Ok(got) => match got.bytes().await {
+                Ok(bytes) => expected_content(&path, decode(&bytes, limit), chunker),
+                Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
+            },
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
+        }
+    };
     remote.block_on(async {
         let mut listing = crate::s3::Listing::new(&remote);
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-            let key = remote.url.object_key(meta.location.as_ref());
-            let path = std::path::PathBuf::from(key_display(&key));
-            if !scanner.admits_object(&remote.root, &path) {
-                continue;
-            }
-            on_disk.insert(key.clone());
-            let expect = if meta.size > limit {
-                Some(Expected::Skipped(format!(
-                    "larger than the size limit ({} bytes > {limit} bytes)",
-                    meta.size
-                )))
-            } else {
-                match remote.client.get(&meta.location).await {
-                    Ok(got) => match got.bytes().await {
-                        Ok(bytes) => expected_content(&path, decode(&bytes, limit), chunker),
-                        Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
-                    },
-                    Err(object_store::Error::NotFound { .. }) => None,
-                    Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
+        let mut batch = Vec::new();
+        loop {
+            let item = listing.next().await;
+            let done = item.is_none();
+            if let Some(meta) = item {
+                let meta = meta.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                let key = remote.url.object_key(meta.location.as_ref());
+                let path = std::path::PathBuf::from(key_display(&key));
+                if scanner.admits_object(&remote.root, &path) {
+                    on_disk.insert(key.clone());
+                    batch.push((key, path, meta));
                 }
-            };
-            if let Some(expect) = expect {
-                compare(out, store, &key, records.get(&key), &expect)?;
+            }
+            if batch.len() >= crate::s3::poll::BATCH_OBJECTS || (done && !batch.is_empty()) {
+                // Downloaded like a poll does: a few at a time, in listing order.
+                let expected: Vec<(Vec<u8>, Option<Expected>)> =
+                    futures::stream::iter(std::mem::take(&mut batch))
+                        .map(|(key, path, meta)| async { (key, expect(path, meta).await) })
+                        .buffered(options.downloads.max(1))
+                        .collect()
+                        .await;
+                for (key, expect) in expected {
+                    if let Some(expect) = expect {
+                        compare(out, store, &key, records.get(&key), &expect)?;
+                    }
+                }
+            }
+            if done {
+                return Ok(());
             }
         }
-        Ok(())
     })
 }
 

@@ -93,17 +93,28 @@ pub enum PollError {
     /// The index failed (or the engine stopped): not retried.
     #[error("{0:#}")]
     Index(anyhow::Error),
+    /// `stop` said so: nothing to report, the poll simply ends.
+    #[error("stopped")]
+    Stopped,
 }
 
 /// Applies one batch of changes (the engine, directly or through its thread).
 pub type Apply<'a> = dyn FnMut(Vec<ObjectChange>) -> Result<()> + 'a;
+
+/// Says whether the poll must end now (shutdown, or the poller replaced by a reload); it is
+/// asked before each listed object and each finished download.
+pub type Stop<'a> = dyn Fn() -> bool + 'a;
+
+fn stopped() -> PollError {
+    PollError::Stopped
+}
 
 /// Polls `remote` once: lists, diffs against `store`, downloads what changed, and hands
 /// the changes to `apply` in batches. Updates the root's entry in `status` and the metrics.
 ///
 /// Errors: [`PollError::Remote`] when listing or a download fails for a reason that is not
 /// the object's own (the message is redacted: no credentials); [`PollError::Index`] when
-/// `apply` fails.
+/// `apply` fails; [`PollError::Stopped`] when `stop` says so (status and metrics untouched).
 pub fn poll_once(
     remote: &Remote,
     store: &Store,
@@ -111,11 +122,12 @@ pub fn poll_once(
     metrics: &Metrics,
     status: &StatusCell,
     apply: &mut Apply<'_>,
+    stop: &Stop<'_>,
 ) -> Result<PollStats, PollError> {
     let root = key_display(remote.root.as_os_str().as_encoded_bytes());
     update(status, &root, |r| r.state = RemoteState::Polling);
     let started = Instant::now();
-    let result = remote.block_on(poll(remote, store, scanner, metrics, apply));
+    let result = remote.block_on(poll(remote, store, scanner, metrics, apply, stop));
     Metrics::time(&metrics.s3_poll_seconds, started.elapsed());
     match &result {
         Ok(stats) => {
@@ -136,6 +148,7 @@ pub fn poll_once(
                 r.downloads += stats.downloaded;
             });
         }
+        Err(PollError::Stopped) => {}
         Err(e) => {
             metrics.s3_poll("error");
             metrics.error("s3");
@@ -174,6 +187,7 @@ async fn poll(
     scanner: &Scanner,
     metrics: &Metrics,
     apply: &mut Apply<'_>,
+    stop: &Stop<'_>,
 ) -> Result<PollStats, PollError> {
     let mut stats = PollStats::default();
     let limit = scanner.max_file_size();
@@ -183,6 +197,9 @@ async fn poll(
     let mut pending = Pending::default();
     let mut last: Option<Vec<u8>> = None;
     while let Some(item) = listing.next().await {
+        if stop() {
+            return Err(stopped());
+        }
         let meta = item.map_err(PollError::Remote)?;
         stats.listed += 1;
         metrics.s3_objects_listed.inc();
@@ -192,7 +209,9 @@ async fn poll(
             pending.changes.push(ObjectChange::Deleted { key: k });
             stats.deleted += 1;
             if pending.full() {
-                pending.flush(remote, metrics, &mut stats, apply).await?;
+                pending
+                    .flush(remote, metrics, &mut stats, apply, stop)
+                    .await?;
             }
         }
         let record = stored.take_equal(&key, last.as_deref())?;
@@ -224,7 +243,9 @@ async fn poll(
             pending.fetch.push((key, meta));
         }
         if pending.full() {
-            pending.flush(remote, metrics, &mut stats, apply).await?;
+            pending
+                .flush(remote, metrics, &mut stats, apply, stop)
+                .await?;
         }
     }
     // Every stored key sorts before 0xFF (keys start with "s3://"): the rest are deleted.
@@ -232,10 +253,14 @@ async fn poll(
         pending.changes.push(ObjectChange::Deleted { key: k });
         stats.deleted += 1;
         if pending.full() {
-            pending.flush(remote, metrics, &mut stats, apply).await?;
+            pending
+                .flush(remote, metrics, &mut stats, apply, stop)
+                .await?;
         }
     }
-    pending.flush(remote, metrics, &mut stats, apply).await?;
+    pending
+        .flush(remote, metrics, &mut stats, apply, stop)
+        .await?;
     match pending.first_error {
         // Everything else is applied; the failed objects keep their indexed content and are
         // downloaded again by the next poll, after a backoff.
@@ -273,6 +298,7 @@ impl Pending {
         metrics: &Metrics,
         stats: &mut PollStats,
         apply: &mut Apply<'_>,
+        stop: &Stop<'_>,
     ) -> Result<(), PollError> {
         let fetch = std::mem::take(&mut self.fetch);
         self.bytes = 0;
@@ -309,6 +335,9 @@ impl Pending {
             .buffer_unordered(remote.options.downloads.max(1));
         let mut result = Ok(());
         while let Some(outcome) = downloads.next().await {
+            if stop() {
+                return Err(stopped());
+            }
             let change = match outcome {
                 Ok(change) => {
                     self.failed_in_a_row = 0;
@@ -519,6 +548,12 @@ pub fn spawn(
                         .map_err(|_| anyhow::anyhow!("the engine stopped"))?
                         .map_err(anyhow::Error::msg)
                 };
+                let stop = || {
+                    matches!(
+                        ctx.shutdown.try_recv(),
+                        Err(crossbeam_channel::TryRecvError::Disconnected)
+                    )
+                };
                 match poll_once(
                     &remote,
                     &ctx.store,
@@ -526,12 +561,14 @@ pub fn spawn(
                     &ctx.metrics,
                     &ctx.status,
                     &mut apply,
+                    &stop,
                 ) {
                     Ok(_) => failures = 0,
                     Err(PollError::Remote(e)) => {
                         failures += 1;
                         tracing::warn!(root = %root, failures, "poll failed, backing off: {e}");
                     }
+                    Err(PollError::Stopped) => return,
                     Err(PollError::Index(e)) => {
                         tracing::debug!(root = %root, "poller stops: {e:#}");
                         return;
