@@ -433,10 +433,14 @@ fn notify_ready(engine: &Engine) {
 
 fn notify_status(engine: &Engine) {
     let s = engine.snapshot();
-    let line = format!(
+    let mut line = format!(
         "{:?}: {} files, {} chunks, {} embeddings pending",
         s.phase, s.files_indexed, s.chunks, s.embeddings_pending
     );
+    let failing = s.remotes.iter().filter(|r| r.last_error.is_some()).count();
+    if failing > 0 {
+        line += &format!(", {failing} bucket roots failing to poll");
+    }
     let _ = sd_notify::notify(&[NotifyState::Status(&line)]);
 }
 
