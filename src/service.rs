@@ -336,7 +336,7 @@ pub fn first_polls(engine: &mut Engine) -> Result<Vec<(crate::s3::Remote, u32)>>
 
 /// Polls one object-storage root on this thread, applying its changes directly.
 ///
-/// Errors: see [`crate::s3::poll::poll_once`].
+/// Errors: see [`crate::s3::poll::Poll::run`].
 pub fn poll_inline(
     engine: &mut Engine,
     remote: &crate::s3::Remote,
@@ -356,9 +356,14 @@ pub fn poll_inline(
         totals.add(&engine.apply_objects(changes)?);
         Ok(())
     };
-    let result = crate::s3::poll::poll_once(
-        remote, &store, &scanner, &metrics, &status, &mut apply, &stop,
-    );
+    let poll = crate::s3::poll::Poll {
+        remote,
+        store: &store,
+        scanner: &scanner,
+        metrics: &metrics,
+        status: &status,
+    };
+    let result = poll.run(&mut apply, &stop);
     if let Ok(polled) = &result {
         totals.scanned += polled.listed;
         totals.unchanged += polled.unchanged;

@@ -109,59 +109,147 @@ fn stopped() -> PollError {
     PollError::Stopped
 }
 
-/// Polls `remote` once: lists, diffs against `store`, downloads what changed, and hands
-/// the changes to `apply` in batches. Updates the root's entry in `status` and the metrics.
-///
-/// Errors: [`PollError::Remote`] when listing or a download fails for a reason that is not
-/// the object's own (the message is redacted: no credentials); [`PollError::Index`] when
-/// `apply` fails; [`PollError::Stopped`] when `stop` says so (status and metrics untouched).
-pub fn poll_once(
-    remote: &Remote,
-    store: &Store,
-    scanner: &Scanner,
-    metrics: &Metrics,
-    status: &StatusCell,
-    apply: &mut Apply<'_>,
-    stop: &Stop<'_>,
-) -> Result<PollStats, PollError> {
-    let root = key_display(remote.root.as_os_str().as_encoded_bytes());
-    update(status, &root, |r| r.state = RemoteState::Polling);
-    let started = Instant::now();
-    let result = remote.block_on(poll(remote, store, scanner, metrics, apply, stop));
-    Metrics::time(&metrics.s3_poll_seconds, started.elapsed());
-    match &result {
-        Ok(stats) => {
-            metrics.s3_poll("ok");
-            let changed = stats.downloaded + stats.deleted + stats.skipped + stats.failed;
-            if changed > 0 {
-                tracing::info!(root = %root, listed = stats.listed, unchanged = stats.unchanged, downloaded = stats.downloaded, bytes = stats.downloaded_bytes, deleted = stats.deleted, skipped = stats.skipped, failed = stats.failed, "polled");
-            } else {
-                tracing::debug!(root = %root, listed = stats.listed, "polled: nothing changed");
+/// One poll of one root: what it reads (the root, the store, the filters) and where it
+/// reports (metrics, status).
+pub struct Poll<'a> {
+    pub remote: &'a Remote,
+    /// Read only: the engine applies the changes.
+    pub store: &'a Store,
+    pub scanner: &'a Scanner,
+    pub metrics: &'a Metrics,
+    pub status: &'a StatusCell,
+}
+
+impl Poll<'_> {
+    /// Lists the root, diffs it against the store, downloads what changed, and hands the
+    /// changes to `apply` in batches. Updates the root's entry in the status and the metrics.
+    ///
+    /// Errors: [`PollError::Remote`] when listing or a download fails for a reason that is
+    /// not the object's own (the message is redacted: no credentials); [`PollError::Index`]
+    /// when `apply` fails; [`PollError::Stopped`] when `stop` says so (status and metrics
+    /// untouched).
+    pub fn run(&self, apply: &mut Apply<'_>, stop: &Stop<'_>) -> Result<PollStats, PollError> {
+        let (remote, metrics, status) = (self.remote, self.metrics, self.status);
+        let root = key_display(remote.root.as_os_str().as_encoded_bytes());
+        update(status, &root, |r| r.state = RemoteState::Polling);
+        let started = Instant::now();
+        let result = remote.block_on(self.list_and_apply(apply, stop));
+        Metrics::time(&metrics.s3_poll_seconds, started.elapsed());
+        match &result {
+            Ok(stats) => {
+                metrics.s3_poll("ok");
+                let changed = stats.downloaded + stats.deleted + stats.skipped + stats.failed;
+                if changed > 0 {
+                    tracing::info!(root = %root, listed = stats.listed, unchanged = stats.unchanged, downloaded = stats.downloaded, bytes = stats.downloaded_bytes, deleted = stats.deleted, skipped = stats.skipped, failed = stats.failed, "polled");
+                } else {
+                    tracing::debug!(root = %root, listed = stats.listed, "polled: nothing changed");
+                }
+                update(status, &root, |r| {
+                    r.state = RemoteState::Idle;
+                    r.polls += 1;
+                    r.failures = 0;
+                    r.last_ok_ms = Some(now_ms());
+                    r.last_error = None;
+                    r.objects = stats.listed;
+                    r.downloads += stats.downloaded;
+                });
             }
-            update(status, &root, |r| {
-                r.state = RemoteState::Idle;
-                r.polls += 1;
-                r.failures = 0;
-                r.last_ok_ms = Some(now_ms());
-                r.last_error = None;
-                r.objects = stats.listed;
-                r.downloads += stats.downloaded;
-            });
+            Err(PollError::Stopped) => {}
+            Err(e) => {
+                metrics.s3_poll("error");
+                metrics.error("s3");
+                let message = e.to_string();
+                update(status, &root, |r| {
+                    r.state = RemoteState::BackingOff;
+                    r.polls += 1;
+                    r.failures += 1;
+                    r.last_error = Some(message.clone());
+                });
+            }
         }
-        Err(PollError::Stopped) => {}
-        Err(e) => {
-            metrics.s3_poll("error");
-            metrics.error("s3");
-            let message = e.to_string();
-            update(status, &root, |r| {
-                r.state = RemoteState::BackingOff;
-                r.polls += 1;
-                r.failures += 1;
-                r.last_error = Some(message.clone());
-            });
+        result
+    }
+
+    async fn list_and_apply(
+        &self,
+        apply: &mut Apply<'_>,
+        stop: &Stop<'_>,
+    ) -> Result<PollStats, PollError> {
+        let (remote, scanner, metrics) = (self.remote, self.scanner, self.metrics);
+        let mut stats = PollStats::default();
+        let limit = scanner.max_file_size();
+        let root_key = remote.root.as_os_str().as_encoded_bytes().to_vec();
+        let mut stored = StoredCursor::new(self.store, root_key);
+        let mut listing = super::Listing::new(remote);
+        let mut pending = Pending::default();
+        let mut last: Option<Vec<u8>> = None;
+        while let Some(item) = listing.next().await {
+            if stop() {
+                return Err(stopped());
+            }
+            let meta = item.map_err(PollError::Remote)?;
+            stats.listed += 1;
+            metrics.s3_objects_listed.inc();
+            let key = remote.url.object_key(meta.location.as_ref());
+            // Stored records before this key were not listed: deleted.
+            while let Some(k) = stored.next_before(&key, last.as_deref())? {
+                pending.changes.push(ObjectChange::Deleted { key: k });
+                stats.deleted += 1;
+                if pending.full() {
+                    pending.flush(self, &mut stats, apply, stop).await?;
+                }
+            }
+            let record = stored.take_equal(&key, last.as_deref())?;
+            last = Some(key.clone());
+            let path = PathBuf::from(key_display(&key));
+            if !scanner.admits_object(&remote.root, &path) {
+                if record.is_some() {
+                    pending.changes.push(ObjectChange::Deleted { key });
+                    stats.deleted += 1;
+                }
+                continue;
+            }
+            let seen = seen(&meta);
+            if record.as_ref().is_some_and(|r| unchanged(r, &seen, limit)) {
+                stats.unchanged += 1;
+                continue;
+            }
+            if seen.size > limit {
+                let reason = format!(
+                    "larger than the size limit ({} bytes > {limit} bytes)",
+                    seen.size
+                );
+                pending
+                    .changes
+                    .push(ObjectChange::Skipped { key, seen, reason });
+                stats.skipped += 1;
+            } else {
+                pending.bytes += seen.size;
+                pending.fetch.push((key, meta));
+            }
+            if pending.full() {
+                pending.flush(self, &mut stats, apply, stop).await?;
+            }
+        }
+        // Every stored key sorts before 0xFF (keys start with "s3://"): the rest are deleted.
+        while let Some(k) = stored.next_before(&[0xFF], last.as_deref())? {
+            pending.changes.push(ObjectChange::Deleted { key: k });
+            stats.deleted += 1;
+            if pending.full() {
+                pending.flush(self, &mut stats, apply, stop).await?;
+            }
+        }
+        pending.flush(self, &mut stats, apply, stop).await?;
+        match pending.first_error {
+            // Everything else is applied; the failed objects keep their indexed content and are
+            // downloaded again by the next poll, after a backoff.
+            Some(e) => Err(PollError::Remote(format!(
+                "{} objects could not be downloaded (they keep their indexed content), e.g.: {e}",
+                pending.failed
+            ))),
+            None => Ok(stats),
         }
     }
-    result
 }
 
 /// Sets fields of `root`'s entry in the status, creating it if needed.
@@ -179,97 +267,6 @@ pub fn update(status: &StatusCell, root: &str, f: impl FnOnce(&mut RemoteStatus)
         };
         f(&mut s.remotes[i]);
     });
-}
-
-async fn poll(
-    remote: &Remote,
-    store: &Store,
-    scanner: &Scanner,
-    metrics: &Metrics,
-    apply: &mut Apply<'_>,
-    stop: &Stop<'_>,
-) -> Result<PollStats, PollError> {
-    let mut stats = PollStats::default();
-    let limit = scanner.max_file_size();
-    let root_key = remote.root.as_os_str().as_encoded_bytes().to_vec();
-    let mut stored = StoredCursor::new(store, root_key);
-    let mut listing = super::Listing::new(remote);
-    let mut pending = Pending::default();
-    let mut last: Option<Vec<u8>> = None;
-    while let Some(item) = listing.next().await {
-        if stop() {
-            return Err(stopped());
-        }
-        let meta = item.map_err(PollError::Remote)?;
-        stats.listed += 1;
-        metrics.s3_objects_listed.inc();
-        let key = remote.url.object_key(meta.location.as_ref());
-        // Stored records before this key were not listed: deleted.
-        while let Some(k) = stored.next_before(&key, last.as_deref())? {
-            pending.changes.push(ObjectChange::Deleted { key: k });
-            stats.deleted += 1;
-            if pending.full() {
-                pending
-                    .flush(remote, metrics, &mut stats, apply, stop)
-                    .await?;
-            }
-        }
-        let record = stored.take_equal(&key, last.as_deref())?;
-        last = Some(key.clone());
-        let path = PathBuf::from(key_display(&key));
-        if !scanner.admits_object(&remote.root, &path) {
-            if record.is_some() {
-                pending.changes.push(ObjectChange::Deleted { key });
-                stats.deleted += 1;
-            }
-            continue;
-        }
-        let seen = seen(&meta);
-        if record.as_ref().is_some_and(|r| unchanged(r, &seen, limit)) {
-            stats.unchanged += 1;
-            continue;
-        }
-        if seen.size > limit {
-            let reason = format!(
-                "larger than the size limit ({} bytes > {limit} bytes)",
-                seen.size
-            );
-            pending
-                .changes
-                .push(ObjectChange::Skipped { key, seen, reason });
-            stats.skipped += 1;
-        } else {
-            pending.bytes += seen.size;
-            pending.fetch.push((key, meta));
-        }
-        if pending.full() {
-            pending
-                .flush(remote, metrics, &mut stats, apply, stop)
-                .await?;
-        }
-    }
-    // Every stored key sorts before 0xFF (keys start with "s3://"): the rest are deleted.
-    while let Some(k) = stored.next_before(&[0xFF], last.as_deref())? {
-        pending.changes.push(ObjectChange::Deleted { key: k });
-        stats.deleted += 1;
-        if pending.full() {
-            pending
-                .flush(remote, metrics, &mut stats, apply, stop)
-                .await?;
-        }
-    }
-    pending
-        .flush(remote, metrics, &mut stats, apply, stop)
-        .await?;
-    match pending.first_error {
-        // Everything else is applied; the failed objects keep their indexed content and are
-        // downloaded again by the next poll, after a backoff.
-        Some(e) => Err(PollError::Remote(format!(
-            "{} objects could not be downloaded (they keep their indexed content), e.g.: {e}",
-            pending.failed
-        ))),
-        None => Ok(stats),
-    }
 }
 
 /// Changes and downloads waiting to be handed to the engine.
@@ -294,14 +291,14 @@ impl Pending {
     /// Downloads what is to fetch (bounded concurrency) and applies everything pending.
     async fn flush(
         &mut self,
-        remote: &Remote,
-        metrics: &Metrics,
+        poll: &Poll<'_>,
         stats: &mut PollStats,
         apply: &mut Apply<'_>,
         stop: &Stop<'_>,
     ) -> Result<(), PollError> {
         let fetch = std::mem::take(&mut self.fetch);
         self.bytes = 0;
+        let (remote, metrics) = (poll.remote, poll.metrics);
         let client = &remote.client;
         let mut downloads = futures::stream::iter(fetch)
             .map(|(key, meta)| async move {
@@ -554,15 +551,14 @@ pub fn spawn(
                         Err(crossbeam_channel::TryRecvError::Disconnected)
                     )
                 };
-                match poll_once(
-                    &remote,
-                    &ctx.store,
-                    &ctx.scanner,
-                    &ctx.metrics,
-                    &ctx.status,
-                    &mut apply,
-                    &stop,
-                ) {
+                let poll = Poll {
+                    remote: &remote,
+                    store: &ctx.store,
+                    scanner: &ctx.scanner,
+                    metrics: &ctx.metrics,
+                    status: &ctx.status,
+                };
+                match poll.run(&mut apply, &stop) {
                     Ok(_) => failures = 0,
                     Err(PollError::Remote(e)) => {
                         failures += 1;
