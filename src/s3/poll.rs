@@ -105,10 +105,6 @@ pub type Apply<'a> = dyn FnMut(Vec<ObjectChange>) -> Result<()> + 'a;
 /// asked before each listed object and each finished download.
 pub type Stop<'a> = dyn Fn() -> bool + 'a;
 
-fn stopped() -> PollError {
-    PollError::Stopped
-}
-
 /// One poll of one root: what it reads (the root, the store, the filters) and where it
 /// reports (metrics, status).
 pub struct Poll<'a> {
@@ -185,7 +181,7 @@ impl Poll<'_> {
         let mut last: Option<Vec<u8>> = None;
         while let Some(item) = listing.next().await {
             if stop() {
-                return Err(stopped());
+                return Err(PollError::Stopped);
             }
             let meta = item.map_err(PollError::Remote)?;
             stats.listed += 1;
@@ -333,7 +329,7 @@ impl Pending {
         let mut result = Ok(());
         while let Some(outcome) = downloads.next().await {
             if stop() {
-                return Err(stopped());
+                return Err(PollError::Stopped);
             }
             let change = match outcome {
                 Ok(change) => {
