@@ -263,9 +263,9 @@ fn run(
 /// The pollers of the object-storage roots. Dropping this stops them (at their next wait,
 /// or when they next hand the engine a batch).
 struct Pollers {
-    batches: Receiver<crate::s3::poll::RemoteBatch>,
+    batches: Receiver<crate::s3::poller::RemoteBatch>,
     /// Kept so that `batches` never disconnects, also without any poller.
-    _batches: Sender<crate::s3::poll::RemoteBatch>,
+    _batches: Sender<crate::s3::poller::RemoteBatch>,
     _shutdown: Sender<()>,
 }
 
@@ -280,7 +280,7 @@ impl Pollers {
         let (batches_tx, batches) = crossbeam_channel::bounded(1);
         let (shutdown, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
         for (remote, failures) in first_polls(engine)? {
-            let ctx = crate::s3::poll::PollerContext {
+            let ctx = crate::s3::poller::PollerContext {
                 store: engine.store(),
                 scanner: engine.scanner(),
                 metrics: engine.metrics(),
@@ -288,7 +288,7 @@ impl Pollers {
                 batches: batches_tx.clone(),
                 shutdown: shutdown_rx.clone(),
             };
-            crate::s3::poll::spawn(remote, ctx, failures)?;
+            crate::s3::poller::spawn(remote, ctx, failures)?;
         }
         Ok(Self {
             batches,

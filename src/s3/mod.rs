@@ -6,6 +6,7 @@
 //! come from the standard AWS environment variables and are never logged ([`redact`]).
 
 pub mod poll;
+pub mod poller;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -18,8 +18,8 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+
+use std::time::Instant;
 
 use anyhow::Result;
 use futures::StreamExt;
@@ -42,8 +42,6 @@ const STORE_PAGE: usize = 1024;
 /// Downloads failing in a row (network errors, 5xx) after which a poll gives up: the
 /// server, not one object, is the problem.
 pub const MAX_FAILED_IN_A_ROW: u32 = 8;
-/// Longest wait between polls of a failing root (10 min), unless the interval is longer.
-const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// One change of one object, for the engine to apply.
 pub enum ObjectChange {
@@ -470,125 +468,5 @@ impl<'a> StoredCursor<'a> {
         } else {
             None
         })
-    }
-}
-
-/// The wait before the next poll after `failures` failed polls in a row: the interval when
-/// healthy; else exponential backoff with "equal jitter" (AWS Architecture Blog,
-/// "Exponential Backoff and Jitter", 2015): a random time between half and all of
-/// `interval × 2^failures`, capped at 10 min (or the interval, if longer).
-pub fn next_delay(interval: Duration, failures: u32) -> Duration {
-    if failures == 0 {
-        return interval;
-    }
-    let cap = MAX_BACKOFF.max(interval);
-    let full = interval.saturating_mul(1u32 << failures.min(16)).min(cap);
-    full / 2 + full.mul_f64(fastrand::f64() / 2.0)
-}
-
-/// A batch of object changes sent to the engine thread, with where to answer.
-pub struct RemoteBatch {
-    pub changes: Vec<ObjectChange>,
-    pub reply: crossbeam_channel::Sender<Result<(), String>>,
-}
-
-/// What a poller thread needs besides its root.
-pub struct PollerContext {
-    pub store: Arc<Store>,
-    pub scanner: Scanner,
-    pub metrics: Arc<Metrics>,
-    pub status: StatusCell,
-    /// Where batches go (the engine thread's loop).
-    pub batches: crossbeam_channel::Sender<RemoteBatch>,
-    /// Disconnected when the poller must stop.
-    pub shutdown: crossbeam_channel::Receiver<()>,
-}
-
-/// Polls `remote` on a thread until shut down: one poll at a time (polls never overlap),
-/// the next one [`next_delay`] after the end of the last. `failures` is how many polls in
-/// a row have failed before (the first, inline poll).
-///
-/// Errors: the thread cannot be spawned.
-pub fn spawn(
-    remote: Remote,
-    ctx: PollerContext,
-    failures: u32,
-) -> Result<std::thread::JoinHandle<()>> {
-    let handle = std::thread::Builder::new()
-        .name("vigil-s3-poll".into())
-        .spawn(move || {
-            let root = key_display(remote.root.as_os_str().as_encoded_bytes());
-            let interval = Duration::from_millis(remote.options.poll_interval_ms.max(10));
-            let mut failures = failures;
-            loop {
-                let delay = next_delay(interval, failures);
-                update(&ctx.status, &root, |r| {
-                    r.next_poll_ms = Some(now_ms() + delay.as_millis() as u64)
-                });
-                if !matches!(
-                    ctx.shutdown.recv_timeout(delay),
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                ) {
-                    return;
-                }
-                let mut apply = |changes: Vec<ObjectChange>| -> Result<()> {
-                    let (reply, answer) = crossbeam_channel::bounded(1);
-                    ctx.batches
-                        .send(RemoteBatch { changes, reply })
-                        .map_err(|_| anyhow::anyhow!("the engine stopped"))?;
-                    answer
-                        .recv()
-                        .map_err(|_| anyhow::anyhow!("the engine stopped"))?
-                        .map_err(anyhow::Error::msg)
-                };
-                let stop = || {
-                    matches!(
-                        ctx.shutdown.try_recv(),
-                        Err(crossbeam_channel::TryRecvError::Disconnected)
-                    )
-                };
-                let poll = Poll {
-                    remote: &remote,
-                    store: &ctx.store,
-                    scanner: &ctx.scanner,
-                    metrics: &ctx.metrics,
-                    status: &ctx.status,
-                };
-                match poll.run(&mut apply, &stop) {
-                    Ok(_) => failures = 0,
-                    Err(PollError::Remote(e)) => {
-                        failures += 1;
-                        tracing::warn!(root = %root, failures, "poll failed, backing off: {e}");
-                    }
-                    Err(PollError::Stopped) => return,
-                    Err(PollError::Index(e)) => {
-                        tracing::debug!(root = %root, "poller stops: {e:#}");
-                        return;
-                    }
-                }
-            }
-        })?;
-    Ok(handle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_is_capped() {
-        let i = Duration::from_secs(30);
-        assert_eq!(next_delay(i, 0), i);
-        for _ in 0..50 {
-            let d = next_delay(i, 1);
-            assert!(
-                d >= Duration::from_secs(30) && d <= Duration::from_secs(60),
-                "{d:?}"
-            );
-            let d = next_delay(i, 12);
-            assert!(d >= Duration::from_secs(300) && d <= MAX_BACKOFF, "{d:?}");
-        }
-        let spread: std::collections::HashSet<_> = (0..20).map(|_| next_delay(i, 3)).collect();
-        assert!(spread.len() > 1, "no jitter");
     }
 }
