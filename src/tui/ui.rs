@@ -212,8 +212,9 @@ fn remotes_line(s: &crate::status::StatusSnapshot, theme: &Theme) -> Option<Line
     Some(Line::from(vec![
         Span::styled("polled ", theme.dim()),
         Span::raw(format!(
-            "{} bucket roots  {objects} objects  {downloads} downloaded",
-            s.remotes.len()
+            "{} bucket root{}  {objects} objects  {downloads} downloaded",
+            s.remotes.len(),
+            if s.remotes.len() == 1 { "" } else { "s" }
         )),
     ]))
 }
