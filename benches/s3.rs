@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use common::{corpus_files, per_sec};
 use vigil::engine::{Engine, EngineConfig, ReconcileStats};
 use vigil::s3::{Remote, S3Options};
-use vigil::service::poll_inline;
 
 fn poll(
     engine: &mut Engine,
@@ -24,7 +23,7 @@ fn poll(
 ) -> (ReconcileStats, vigil::s3::poll::PollStats, Duration) {
     let mut stats = ReconcileStats::default();
     let t = Instant::now();
-    let polled = poll_inline(engine, remote, &mut stats).unwrap();
+    let polled = engine.poll_now(remote, &mut stats).unwrap();
     (stats, polled, t.elapsed())
 }
 

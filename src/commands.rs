@@ -188,7 +188,7 @@ fn index_remotes(engine: &mut Engine, totals: &mut ReconcileStats) -> Result<Vec
                 continue;
             }
         };
-        match service::poll_inline(engine, &remote, totals) {
+        match engine.poll_now(&remote, totals) {
             Ok(s) => eprintln!(
                 "{name}: {} objects listed, {} unchanged, {} downloaded ({}), {} deleted, {} skipped, {} failed",
                 s.listed,

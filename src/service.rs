@@ -136,14 +136,10 @@ fn run(
     if engine.cancelled() {
         return Ok(());
     }
+    // Buckets are polled on their own threads: a slow or unreachable one never holds up the
+    // folders. The initial reconcile (and READY=1) ends when each has been polled once.
     let mut pollers = Pollers::start(engine)?;
-    if engine.cancelled() {
-        return Ok(());
-    }
-    engine.set_live();
     let embed = EmbedWorker::start(engine)?;
-    engine.publish(settled(engine));
-    notify_ready(engine);
     let watchdog = sd_notify::watchdog_enabled()
         .map(|d| crossbeam_channel::tick(d / 2))
         .unwrap_or_else(crossbeam_channel::never);
@@ -153,6 +149,11 @@ fn run(
     // watched again when they exist. A root re-created before the check is caught too.
     let mut unwatched: Vec<PathBuf> = Vec::new();
     loop {
+        if !engine.is_live() && pollers.awaiting == 0 {
+            engine.set_live();
+            engine.publish(settled(engine));
+            notify_ready(engine);
+        }
         for root in engine.roots() {
             if !root.exists() && !unwatched.contains(&root) {
                 unwatched.push(root);
@@ -180,6 +181,9 @@ fn run(
             .map(|w| w.done.clone())
             .unwrap_or_else(crossbeam_channel::never);
         select! {
+            recv(pollers.first_done) -> _ => {
+                pollers.awaiting = pollers.awaiting.saturating_sub(1);
+            }
             recv(pollers.batches) -> batch => {
                 let Ok(batch) = batch else { bail!("the object-storage pollers stopped") };
                 match engine.apply_objects(batch.changes) {
@@ -224,9 +228,10 @@ fn run(
                     drop(pollers);
                     (watcher, changes) = reload(engine, watcher, changes, settings)?;
                     pollers = Pollers::start(engine)?;
-                    engine.publish(settled(engine));
                     poll_tick = poll_ticker(&watcher);
-                    notify_ready(engine);
+                    if engine.is_live() {
+                        notify_ready(engine);
+                    }
                 }
                 _ => return Ok(()),
             },
@@ -266,20 +271,39 @@ struct Pollers {
     batches: Receiver<crate::s3::poller::RemoteBatch>,
     /// Kept so that `batches` never disconnects, also without any poller.
     _batches: Sender<crate::s3::poller::RemoteBatch>,
+    /// One message per root whose first poll has ended; kept connected like `batches`.
+    first_done: Receiver<()>,
+    _first_done: Sender<()>,
+    /// Roots whose first poll has not ended yet.
+    awaiting: usize,
     _shutdown: Sender<()>,
 }
 
 impl Pollers {
-    /// Polls every object-storage root once on the engine thread (their initial
-    /// reconcile), then starts one poller thread per root. A root that cannot be set up
-    /// (e.g. plain http to a remote host, no credentials) is logged and shown in the status;
-    /// the others go on.
+    /// Starts one poller thread per object-storage root; each polls at once, then on its
+    /// interval. A root that cannot be set up (e.g. plain http to a remote host, no
+    /// credentials) is logged and shown in the status; the others go on.
     ///
-    /// Errors: the index fails, or a thread cannot be spawned.
-    fn start(engine: &mut Engine) -> Result<Self> {
+    /// Errors: a thread cannot be spawned.
+    fn start(engine: &Engine) -> Result<Self> {
         let (batches_tx, batches) = crossbeam_channel::bounded(1);
         let (shutdown, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
-        for (remote, failures) in first_polls(engine)? {
+        let (first_done_tx, first_done) = crossbeam_channel::unbounded();
+        let mut awaiting = 0;
+        for root in engine.remote_roots() {
+            let name = root.to_string_lossy().into_owned();
+            let remote = match crate::s3::Remote::connect(&root, engine.s3_options()) {
+                Ok(r) => r,
+                Err(e) => {
+                    let message = crate::s3::redact(&format!("{e:#}"));
+                    tracing::error!(root = %name, "cannot poll: {message}");
+                    crate::s3::poll::update(&engine.status(), &name, |r| {
+                        r.state = crate::status::RemoteState::BackingOff;
+                        r.last_error = Some(message);
+                    });
+                    continue;
+                }
+            };
             let ctx = crate::s3::poller::PollerContext {
                 store: engine.store(),
                 scanner: engine.scanner(),
@@ -287,88 +311,20 @@ impl Pollers {
                 status: engine.status(),
                 batches: batches_tx.clone(),
                 shutdown: shutdown_rx.clone(),
+                first_done: first_done_tx.clone(),
             };
-            crate::s3::poller::spawn(remote, ctx, failures)?;
+            crate::s3::poller::spawn(remote, ctx)?;
+            awaiting += 1;
         }
         Ok(Self {
             batches,
             _batches: batches_tx,
+            first_done,
+            _first_done: first_done_tx,
+            awaiting,
             _shutdown: shutdown,
         })
     }
-}
-
-/// Connects to every object-storage root of the engine and polls each once, applying the
-/// changes directly. Returns the connected roots with 0 or 1 failed polls; roots that
-/// cannot be set up at all are logged and left out.
-///
-/// Errors: only failures of the index itself.
-pub fn first_polls(engine: &mut Engine) -> Result<Vec<(crate::s3::Remote, u32)>> {
-    let mut connected = Vec::new();
-    for root in engine.remote_roots() {
-        let name = root.to_string_lossy().into_owned();
-        let remote = match crate::s3::Remote::connect(&root, engine.s3_options()) {
-            Ok(r) => r,
-            Err(e) => {
-                let message = crate::s3::redact(&format!("{e:#}"));
-                tracing::error!(root = %name, "cannot poll: {message}");
-                crate::s3::poll::update(&engine.status(), &name, |r| {
-                    r.state = crate::status::RemoteState::BackingOff;
-                    r.last_error = Some(message);
-                });
-                continue;
-            }
-        };
-        let mut stats = ReconcileStats::default();
-        let failures = match poll_inline(engine, &remote, &mut stats) {
-            Ok(_) => 0,
-            Err(crate::s3::poll::PollError::Remote(e)) => {
-                tracing::warn!(root = %name, "poll failed, backing off: {e}");
-                1
-            }
-            Err(crate::s3::poll::PollError::Stopped) => break,
-            Err(crate::s3::poll::PollError::Index(e)) => return Err(e),
-        };
-        connected.push((remote, failures));
-    }
-    Ok(connected)
-}
-
-/// Polls one object-storage root on this thread, applying its changes directly.
-///
-/// Errors: see [`crate::s3::poll::Poll::run`].
-pub fn poll_inline(
-    engine: &mut Engine,
-    remote: &crate::s3::Remote,
-    totals: &mut ReconcileStats,
-) -> Result<crate::s3::poll::PollStats, crate::s3::poll::PollError> {
-    let (store, scanner, metrics, status) = (
-        engine.store(),
-        engine.scanner(),
-        engine.metrics(),
-        engine.status(),
-    );
-    // A stop request ends a long poll, like a reconcile between slices; the next start
-    // polls again.
-    let cancel = engine.cancel_flag();
-    let stop = || cancel.load(std::sync::atomic::Ordering::Acquire);
-    let mut apply = |changes| {
-        totals.add(&engine.apply_objects(changes)?);
-        Ok(())
-    };
-    let poll = crate::s3::poll::Poll {
-        remote,
-        store: &store,
-        scanner: &scanner,
-        metrics: &metrics,
-        status: &status,
-    };
-    let result = poll.run(&mut apply, &stop);
-    if let Ok(polled) = &result {
-        totals.scanned += polled.listed;
-        totals.unchanged += polled.unchanged;
-    }
-    result
 }
 
 /// Applies new settings: the engine's roots and filters, then new watches, then a reconcile
@@ -449,9 +405,12 @@ fn notify_status(engine: &Engine) {
     let _ = sd_notify::notify(&[NotifyState::Status(&line)]);
 }
 
-/// The phase after a batch: catching up on embeddings, or watching.
+/// The phase after a batch: still in the initial reconcile (buckets not polled once yet),
+/// catching up on embeddings, or watching.
 fn settled(engine: &Engine) -> Phase {
-    if engine.embeddings_pending() > 0 {
+    if !engine.is_live() {
+        Phase::Scanning
+    } else if engine.embeddings_pending() > 0 {
         Phase::Embedding
     } else {
         Phase::Watching

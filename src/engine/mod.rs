@@ -256,6 +256,11 @@ impl Engine {
         self.metrics.clone()
     }
 
+    /// Whether the initial reconcile is done.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
     /// Marks the initial reconcile as done: from now on changes are live edits.
     pub fn set_live(&mut self) {
         self.live = true;

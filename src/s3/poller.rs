@@ -50,26 +50,29 @@ pub struct PollerContext {
     pub batches: crossbeam_channel::Sender<RemoteBatch>,
     /// Disconnected when the poller must stop.
     pub shutdown: crossbeam_channel::Receiver<()>,
+    /// Told once, when the first poll has ended (well or not): the initial reconcile of
+    /// this root is over.
+    pub first_done: crossbeam_channel::Sender<()>,
 }
 
-/// Polls `remote` on a thread until shut down: one poll at a time (polls never overlap),
-/// the next one [`next_delay`] after the end of the last. `failures` is how many polls in
-/// a row have failed before (the first, inline poll).
+/// Polls `remote` on a thread until shut down: the first poll at once, then one poll at a
+/// time (polls never overlap), each [`next_delay`] after the end of the last.
 ///
 /// Errors: the thread cannot be spawned.
-pub fn spawn(
-    remote: Remote,
-    ctx: PollerContext,
-    failures: u32,
-) -> Result<std::thread::JoinHandle<()>> {
+pub fn spawn(remote: Remote, ctx: PollerContext) -> Result<std::thread::JoinHandle<()>> {
     let handle = std::thread::Builder::new()
         .name("vigil-s3-poll".into())
         .spawn(move || {
             let root = key_display(remote.root.as_os_str().as_encoded_bytes());
             let interval = Duration::from_millis(remote.options.poll_interval_ms.max(10));
-            let mut failures = failures;
+            let mut failures = 0;
+            let mut first = true;
             loop {
-                let delay = next_delay(interval, failures);
+                let delay = if first {
+                    Duration::ZERO
+                } else {
+                    next_delay(interval, failures)
+                };
                 update(&ctx.status, &root, |r| {
                     r.next_poll_ms = Some(now_ms() + delay.as_millis() as u64)
                 });
@@ -113,6 +116,10 @@ pub fn spawn(
                         tracing::debug!(root = %root, "poller stops: {e:#}");
                         return;
                     }
+                }
+                if first {
+                    first = false;
+                    let _ = ctx.first_done.send(());
                 }
             }
         })?;

@@ -215,6 +215,13 @@ impl Tree {
     /// Starts `vigil watch --no-tui --debounce-ms 100 ARGS` and waits until its initial
     /// reconcile is done.
     pub fn watch_args(&self, args: &[&str]) -> Watcher {
+        let w = self.spawn_watch(args);
+        self.wait_watching(&w);
+        w
+    }
+
+    /// Starts `vigil watch --no-tui --debounce-ms 100 ARGS` without waiting.
+    pub fn spawn_watch(&self, args: &[&str]) -> Watcher {
         let log = self.tmp.path().join("watch.log");
         let child = self
             .cmd()
@@ -225,7 +232,11 @@ impl Tree {
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let w = Watcher { child, log };
+        Watcher { child, log }
+    }
+
+    /// Waits until the watcher's initial reconcile is done.
+    pub fn wait_watching(&self, w: &Watcher) {
         let mut last = String::new();
         let ready = poll(|| {
             let out = self.run(&["status", "--json"]);
@@ -242,7 +253,6 @@ impl Tree {
             w.log_on_failure(false);
             panic!("the watcher did not finish its initial reconcile; last status: {last}");
         }
-        w
     }
 }
 

@@ -285,6 +285,34 @@ fn objects_are_searched_by_meaning_and_share_the_embedding_cache() {
 }
 
 #[test]
+fn a_hung_bucket_never_holds_up_the_folders() {
+    let (t, moto) = setup();
+    t.write("local/ferry.md", "the ferry leaves at noon\n");
+    moto.put("docs/canal.md", "the canal lock opens at dawn\n");
+    moto.proxy.hang(true);
+    let local = t.root.to_str().unwrap().to_string();
+    let w = t.spawn_watch(&[&local, ROOT, "--poll-interval", "300ms"]);
+    // The folder is indexed and followed while the bucket's first poll hangs.
+    wait_for("the folder", || {
+        t.run(&["status", "--json"]).status.success() && paths(&t, "ferry").len() == 1
+    });
+    t.write("local/bridge.md", "the bridge swings open\n");
+    wait_for("a change in the folder", || paths(&t, "bridge").len() == 1);
+    let s = status(&t);
+    assert_eq!(
+        (s["phase"].as_str(), s["ready"].as_bool()),
+        (Some("scanning"), Some(false))
+    );
+    assert_eq!(remote(&t)["state"], "polling");
+    // The server answers again: the initial reconcile ends with the bucket in it.
+    moto.proxy.hang(false);
+    t.wait_watching(&w);
+    wait_for("the bucket", || paths(&t, "canal").len() == 1);
+    assert_eq!(status(&t)["ready"], true);
+    assert!(w.stop().success());
+}
+
+#[test]
 fn large_listings_are_paged_and_joined_with_the_records() {
     let (t, moto) = setup();
     // More than one listing page (1000 keys) and one page of stored records (1024).

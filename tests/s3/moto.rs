@@ -297,6 +297,8 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     /// Requests whose head contains this are answered `500` by the proxy itself.
     poison: Arc<Mutex<Option<String>>>,
+    /// While set, connections are accepted and held without an answer (a hung server).
+    hang: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     accept: Option<JoinHandle<()>>,
 }
@@ -308,6 +310,7 @@ impl Proxy {
             upstream,
             stop: Arc::default(),
             poison: Arc::default(),
+            hang: Arc::default(),
             conns: Arc::default(),
             accept: None,
         };
@@ -321,7 +324,7 @@ impl Proxy {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let (stop, conns, upstream) = (self.stop.clone(), self.conns.clone(), self.upstream);
-        let poison = self.poison.clone();
+        let (poison, hang) = (self.poison.clone(), self.hang.clone());
         self.accept = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let Ok((client, _)) = listener.accept() else {
@@ -329,6 +332,10 @@ impl Proxy {
                     continue;
                 };
                 client.set_nonblocking(false).unwrap();
+                if hang.load(Ordering::SeqCst) {
+                    conns.lock().unwrap().push(client);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
@@ -353,6 +360,17 @@ impl Proxy {
         }
         for c in self.conns.lock().unwrap().drain(..) {
             let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Holds every new connection without an answer (`true`), or serves again and cuts
+    /// the held ones (`false`), as a server that hung and came back.
+    pub fn hang(&self, on: bool) {
+        self.hang.store(on, Ordering::SeqCst);
+        if !on {
+            for c in self.conns.lock().unwrap().drain(..) {
+                let _ = c.shutdown(Shutdown::Both);
+            }
         }
     }
 
