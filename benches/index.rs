@@ -124,13 +124,7 @@ fn main() {
     let mut hits = 0usize;
     for _ in 0..5 {
         for q in queries {
-            let req = SearchRequest {
-                query: q.into(),
-                mode: Mode::Text,
-                limit: 10,
-                path: None,
-                include_text: false,
-            };
+            let req = SearchRequest::new(q.to_string(), Mode::Text, 10);
             let t = Instant::now();
             let res = searcher.search(&req).unwrap();
             times.push(t.elapsed());

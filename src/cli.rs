@@ -114,7 +114,17 @@ pub enum Command {
         /// Only paths matching this glob (a relative glob matches at any depth: '*.rs')
         #[arg(long, value_name = "GLOB")]
         path: Option<String>,
-        /// One JSON object per hit per line
+        /// At most N chunks of one file [default: 3]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        per_file: Option<u32>,
+        /// Print matching files, best first, one per line (like `rg -l`)
+        #[arg(long)]
+        files: bool,
+        /// Rank tests, examples, benches, vendored, generated and minified files like the
+        /// rest (by default they are demoted)
+        #[arg(long)]
+        no_demote: bool,
+        /// One JSON object per hit per line, with each hit's rank in each mode and why it moved
         #[arg(long)]
         json: bool,
     },

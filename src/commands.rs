@@ -59,6 +59,9 @@ pub fn run(cli: Cli) -> Result<()> {
             mode,
             limit,
             path,
+            per_file,
+            files,
+            no_demote,
             json,
         } => {
             // Text-only runs rank by text alone, without a warning about the missing half.
@@ -73,8 +76,15 @@ pub fn run(cli: Cli) -> Result<()> {
                 limit: *limit,
                 path: path.clone(),
                 include_text: false,
+                // One chunk per file: each hit is a file, ranked by its best chunk.
+                per_file: if *files {
+                    Some(1)
+                } else {
+                    per_file.map(|n| n as usize)
+                },
+                no_demote: *no_demote,
             };
-            search(&cli, req, *json)
+            search(&cli, req, *json, *files)
         }
         Command::Status { json } => status(&cli, *json),
         Command::Verify { json, repair } => verify(&cli, *json, *repair),
@@ -439,13 +449,16 @@ fn chunker_of(cli: &Cli, store: &Store) -> Result<crate::pipeline::chunk::Chunke
     Ok(crate::pipeline::chunk::Chunker::new(tokenizer))
 }
 
-fn search(cli: &Cli, req: SearchRequest, json: bool) -> Result<()> {
+fn search(cli: &Cli, req: SearchRequest, json: bool, files: bool) -> Result<()> {
     let needs_model = req.mode != Mode::Text;
     let Response::Search(res) = ask(cli, Request::Search(req), needs_model)? else {
         bail!("unexpected answer to a search")
     };
     for w in &res.warnings {
         eprintln!("vigil: {w}");
+    }
+    if files {
+        return output::files(&res.hits, json);
     }
     output::hits(&res.hits, json)
 }

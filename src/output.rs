@@ -120,6 +120,26 @@ pub fn hits(hits: &[Hit], json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Prints the files of `hits` (one hit per file, best first): paths, or JSON lines with the
+/// best chunk's score and lines.
+pub fn files(hits: &[Hit], json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for h in hits {
+        if json {
+            let v = serde_json::json!({
+                "path": h.path,
+                "score": h.score,
+                "start_line": h.start_line,
+                "end_line": h.end_line,
+            });
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(out, "{}", h.path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Prints the status.
 pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
     if json {

@@ -34,9 +34,12 @@ fn semantic_search_finds_meaning_not_words_and_the_cache_prevents_re_embedding()
         .collect();
     assert_eq!(modes, vec!["text", "semantic"]);
 
-    // A rename and a copy reuse the cached embeddings.
-    fs::rename(t.path("pets.md"), t.path("animals.md")).unwrap();
-    fs::write(t.path("copy.md"), TAX).unwrap();
+    // A move to another folder and a copy reuse the cached embeddings (the embedded header
+    // names the file by its name, so only a new name means a new embedding).
+    fs::create_dir(t.path("archive")).unwrap();
+    fs::rename(t.path("pets.md"), t.path("archive/pets.md")).unwrap();
+    fs::create_dir(t.path("backup")).unwrap();
+    fs::write(t.path("backup/finance.md"), TAX).unwrap();
     let summary = t.index();
     assert!(
         summary.contains("embeddings: 0 computed, 2 reused"),
@@ -54,7 +57,7 @@ fn semantic_search_finds_meaning_not_words_and_the_cache_prevents_re_embedding()
             "a feline resting on a rug",
             &["--mode", "semantic", "--limit", "1"]
         ),
-        vec!["animals.md"]
+        vec!["archive/pets.md"]
     );
 
     // Semantic search with a text-only CLI call is an error, not a silent text search.

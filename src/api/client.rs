@@ -79,6 +79,12 @@ pub fn target(request: &Request) -> String {
             if let Some(p) = &r.path {
                 pairs.push(("path", p.clone()));
             }
+            if let Some(n) = r.per_file {
+                pairs.push(("per_file", n.to_string()));
+            }
+            if r.no_demote {
+                pairs.push(("demote", "0".into()));
+            }
             format!("/search?{}", encode(&pairs))
         }
         Request::History { path, limit } => {

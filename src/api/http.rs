@@ -378,6 +378,8 @@ struct SearchParams {
     path: Option<String>,
     #[serde(default)]
     text: bool,
+    per_file: Option<usize>,
+    demote: Option<u8>,
 }
 
 async fn search(
@@ -417,6 +419,8 @@ async fn search(
             limit,
             path: p.path,
             include_text: p.text,
+            per_file: p.per_file.filter(|&n| n > 0),
+            no_demote: p.demote == Some(0),
         }),
     )
     .await

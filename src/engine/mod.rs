@@ -191,8 +191,12 @@ impl Engine {
     /// embeddings. Also forgets everything when the chunking rules changed.
     fn repair(&mut self) -> Result<()> {
         let pending = self.store.pending()?;
-        let chunker_changed =
-            self.store.setting("chunker")?.as_deref() != Some(self.chunker.fingerprint());
+        // An index built by an older vigil: other chunking rules, or a text index of another
+        // schema (emptied on open). Everything is chunked and indexed again; embeddings are
+        // reused wherever the embedded text is unchanged.
+        let chunker_changed = self.store.setting("chunker")?.as_deref()
+            != Some(self.chunker.fingerprint())
+            || self.text.recreated();
         let forget: Vec<Vec<u8>> = if chunker_changed {
             self.store
                 .all_files()?
@@ -203,10 +207,18 @@ impl Engine {
             pending
         };
         if !forget.is_empty() {
-            tracing::info!(
-                paths = forget.len(),
-                "repairing paths of an interrupted batch"
-            );
+            if chunker_changed && self.store.setting("chunker")?.is_some() {
+                tracing::warn!(
+                    files = forget.len(),
+                    "this index was built by an older vigil: every file is chunked and \
+                     indexed again (cached embeddings are reused where the text is unchanged)"
+                );
+            } else {
+                tracing::info!(
+                    paths = forget.len(),
+                    "repairing paths of an interrupted batch"
+                );
+            }
             let why = if chunker_changed {
                 "re-chunking: the chunking rules changed"
             } else {
@@ -298,13 +310,11 @@ impl Engine {
             self.embed_queued.remove(&hash);
             let ids = self.store.chunk_ids_with_hash(&hash)?;
             let docs = self.text.docs(&ids[..ids.len().min(1)])?;
-            if let Some(doc) = docs.into_values().next()
-                && crate::pipeline::hash::text_hash(&doc.text) == hash
-            {
-                jobs.push(EmbedJob {
-                    hash,
-                    text: doc.text,
-                });
+            if let Some(doc) = docs.into_values().next() {
+                let text = crate::pipeline::chunk::embedded_text(&doc.header, &doc.text);
+                if crate::pipeline::hash::text_hash(&text) == hash {
+                    jobs.push(EmbedJob { hash, text });
+                }
             }
         }
         Ok(jobs)

@@ -584,6 +584,7 @@ impl Engine {
             0
         };
         let display = key_display(&key);
+        let lang = crate::pipeline::context::Lang::of(Path::new(&display)).name();
         for chunk in &chunks {
             let id = self.next_chunk_id;
             self.next_chunk_id += 1;
@@ -607,6 +608,9 @@ impl Engine {
                 start_line: chunk.start_line,
                 end_line: chunk.end_line,
                 text: chunk.text.clone(),
+                header: chunk.header.clone(),
+                defines: chunk.defines.clone(),
+                lang: lang.to_string(),
             });
         }
         batch.text_paths.push(key.clone());

@@ -4,6 +4,12 @@
 //! a path (delete by the path's term, then add), so applying the same update twice gives the
 //! same index: the property the crash-recovery protocol relies on. Each commit carries the
 //! store generation it belongs to as its payload.
+//!
+//! Fields, all analyzed with the code-aware analyzer (`index::analyzer`): `body` (the chunk
+//! text), `header` (file name and enclosing definitions), `path_terms` (the last
+//! [`PATH_PARTS`] components of the path, with the file stem twice) and `defs` (names the
+//! chunk defines); `defs_exact` holds those names whole and lower-cased, for exact lookups.
+//! Queries are built from analyzed terms ([`TextQuery`]), never parsed: every input is words.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,12 +17,47 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use tantivy::collector::TopDocs;
-use tantivy::query::{QueryParser, TermQuery};
-use tantivy::schema::{Field, INDEXED, IndexRecordOption, STORED, Schema, TEXT, Term, Value};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, doc};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, Term, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+
+use super::analyzer::{CODE_ANALYZER, code_analyzer};
 
 /// Memory budget of the tantivy writer, bytes.
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// Path components indexed in `path_terms` (file name and its three parent directories).
+pub const PATH_PARTS: usize = 4;
+
+/// BM25 weight of each field in a query (tantivy multiplies each field's BM25 score).
+/// Chosen on the benchmark's dev queries (docs/ranking.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldWeights {
+    pub body: f32,
+    pub header: f32,
+    pub path: f32,
+    pub defs: f32,
+}
+
+impl Default for FieldWeights {
+    fn default() -> Self {
+        Self {
+            body: 1.0,
+            header: 0.5,
+            path: 0.5,
+            defs: 1.0,
+        }
+    }
+}
+
+/// A BM25 query: analyzed terms (see `analyzer::analyze`), OR-ed over the weighted fields.
+#[derive(Debug, Clone, Default)]
+pub struct TextQuery {
+    pub terms: Vec<String>,
+    pub weights: FieldWeights,
+}
 
 /// A chunk as the text index stores it.
 #[derive(Debug, Clone)]
@@ -29,6 +70,12 @@ pub struct TextDoc {
     pub start_line: u32,
     pub end_line: u32,
     pub text: String,
+    /// File name and enclosing definitions (`pipeline::context`).
+    pub header: String,
+    /// Names the chunk defines.
+    pub defines: Vec<String>,
+    /// Language name (`pipeline::context::Lang::name`).
+    pub lang: String,
 }
 
 /// A BM25 hit.
@@ -46,6 +93,11 @@ struct Fields {
     start_line: Field,
     end_line: Field,
     body: Field,
+    header: Field,
+    path_terms: Field,
+    defs: Field,
+    defs_exact: Field,
+    lang: Field,
 }
 
 /// The full-text index of one index directory.
@@ -55,9 +107,19 @@ pub struct TextIndex {
     /// Present when opened writable; only the engine writes.
     writer: Option<Mutex<IndexWriter>>,
     fields: Fields,
+    /// The directory held an index of another schema (an older vigil) and was emptied.
+    recreated: bool,
 }
 
 fn schema() -> (Schema, Fields) {
+    let analyzed = |stored: bool| {
+        let o = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(CODE_ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        if stored { o.set_stored() } else { o }
+    };
     let mut b = Schema::builder();
     let fields = Fields {
         id: b.add_u64_field("id", INDEXED | STORED),
@@ -65,24 +127,70 @@ fn schema() -> (Schema, Fields) {
         path: b.add_text_field("path", STORED),
         start_line: b.add_u64_field("start_line", STORED),
         end_line: b.add_u64_field("end_line", STORED),
-        body: b.add_text_field("body", TEXT | STORED),
+        body: b.add_text_field("body", analyzed(true)),
+        header: b.add_text_field("header", analyzed(true)),
+        path_terms: b.add_text_field("path_terms", analyzed(false)),
+        defs: b.add_text_field("defs", analyzed(true)),
+        defs_exact: b.add_text_field("defs_exact", STRING),
+        lang: b.add_text_field("lang", STORED),
     };
     (b.build(), fields)
 }
 
+/// The text of the `path_terms` field: the last [`PATH_PARTS`] components, the file stem
+/// repeated (a file named like the query is a strong hint).
+pub fn path_terms(path: &str) -> String {
+    let parts: Vec<&str> = path.rsplit('/').take(PATH_PARTS).collect();
+    let stem = parts
+        .first()
+        .map(|n| n.rsplit_once('.').map_or(*n, |(s, _)| s))
+        .unwrap_or("");
+    let mut out: Vec<&str> = parts.into_iter().rev().collect();
+    out.push(stem);
+    out.join(" ")
+}
+
 impl TextIndex {
-    /// Opens or creates the index in `dir`; `writable` takes tantivy's writer lock.
+    /// Opens or creates the index in `dir`; `writable` takes tantivy's writer lock. A
+    /// writable open of an index with another schema (built by an older vigil) empties the
+    /// directory and starts afresh ([`Self::recreated`] says so); the caller re-indexes.
     ///
-    /// Errors: the directory cannot be created, the index is corrupt, or (writable) another
-    /// process holds the writer lock.
+    /// Errors: the directory cannot be created, the index is corrupt, (writable) another
+    /// process holds the writer lock, or (read-only) the index has another schema.
     pub fn open(dir: &Path, writable: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         let (schema, fields) = schema();
-        let mmap = tantivy::directory::MmapDirectory::open(dir)
-            .with_context(|| format!("{}: cannot open the text index", dir.display()))?;
-        let index = Index::open_or_create(mmap, schema)
-            .with_context(|| format!("{}: cannot open the text index", dir.display()))?;
+        let open = || -> Result<Index> {
+            let mmap = tantivy::directory::MmapDirectory::open(dir)
+                .with_context(|| format!("{}: cannot open the text index", dir.display()))?;
+            Index::open_or_create(mmap, schema.clone())
+                .with_context(|| format!("{}: cannot open the text index", dir.display()))
+        };
+        let mut recreated = false;
+        let index = match open() {
+            Ok(index) => index,
+            Err(e) if is_schema_mismatch(&e) && writable => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "the text index was built by an older vigil: rebuilding it"
+                );
+                std::fs::remove_dir_all(dir)
+                    .with_context(|| format!("{}: cannot remove", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("{}: cannot create", dir.display()))?;
+                recreated = true;
+                open()?
+            }
+            Err(e) if is_schema_mismatch(&e) => {
+                return Err(e.context(
+                    "this index was built by an older vigil: run `vigil index` or `vigil watch` \
+                     once to rebuild it",
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        index.tokenizers().register(CODE_ANALYZER, code_analyzer());
         let writer = if writable {
             Some(Mutex::new(
                 index
@@ -101,7 +209,13 @@ impl TextIndex {
             reader,
             writer,
             fields,
+            recreated,
         })
+    }
+
+    /// Whether [`Self::open`] found an index of another schema and emptied it.
+    pub fn recreated(&self) -> bool {
+        self.recreated
     }
 
     fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
@@ -119,14 +233,21 @@ impl TextIndex {
             writer.delete_term(Term::from_field_bytes(f.path_key, p));
         }
         for d in docs {
-            writer.add_document(doc!(
-                f.id => d.chunk_id,
-                f.path_key => d.path_key.as_slice(),
-                f.path => d.path.as_str(),
-                f.start_line => d.start_line as u64,
-                f.end_line => d.end_line as u64,
-                f.body => d.text.as_str(),
-            ))?;
+            let mut doc = TantivyDocument::default();
+            doc.add_u64(f.id, d.chunk_id);
+            doc.add_bytes(f.path_key, d.path_key.as_slice());
+            doc.add_text(f.path, &d.path);
+            doc.add_u64(f.start_line, d.start_line as u64);
+            doc.add_u64(f.end_line, d.end_line as u64);
+            doc.add_text(f.body, &d.text);
+            doc.add_text(f.header, &d.header);
+            doc.add_text(f.path_terms, path_terms(&d.path));
+            doc.add_text(f.defs, d.defines.join("\n"));
+            for name in &d.defines {
+                doc.add_text(f.defs_exact, name.to_lowercase());
+            }
+            doc.add_text(f.lang, &d.lang);
+            writer.add_document(doc)?;
         }
         Ok(())
     }
@@ -142,13 +263,49 @@ impl TextIndex {
         Ok(())
     }
 
-    /// BM25 top `limit` chunks for a free-text query. Query syntax errors are forgiven
-    /// (tantivy's lenient parser): words are OR-ed, `"..."` is a phrase, `+word` required.
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<TextHit>> {
+    /// BM25 top `limit` chunks: each term of `query` OR-ed over the fields, each field's
+    /// score multiplied by its weight. No terms, no hits.
+    pub fn search(&self, query: &TextQuery, limit: usize) -> Result<Vec<TextHit>> {
+        let f = self.fields;
+        let w = query.weights;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for term in &query.terms {
+            for (field, weight) in [
+                (f.body, w.body),
+                (f.header, w.header),
+                (f.path_terms, w.path),
+                (f.defs, w.defs),
+            ] {
+                if weight > 0.0 {
+                    let q = TermQuery::new(
+                        Term::from_field_text(field, term),
+                        IndexRecordOption::WithFreqs,
+                    );
+                    clauses.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(q), weight)),
+                    ));
+                }
+            }
+        }
+        if clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.top(&BooleanQuery::new(clauses), limit)
+    }
+
+    /// Chunks that define `name` (compared whole, case-insensitively), best BM25 first.
+    pub fn defining(&self, name: &str, limit: usize) -> Result<Vec<TextHit>> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.defs_exact, &name.to_lowercase()),
+            IndexRecordOption::WithFreqs,
+        );
+        self.top(&q, limit)
+    }
+
+    fn top(&self, query: &dyn Query, limit: usize) -> Result<Vec<TextHit>> {
         let searcher = self.reader.searcher();
-        let parser = QueryParser::for_index(&self.index, vec![self.fields.body]);
-        let (query, _errors) = parser.parse_query_lenient(query);
-        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        let top = searcher.search(query, &TopDocs::with_limit(limit).order_by_score())?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
@@ -185,6 +342,7 @@ impl TextIndex {
                     .and_then(|v| v.as_u64())
                     .unwrap_or_default() as u32
             };
+            let defs = text(f.defs);
             out.insert(
                 id,
                 TextDoc {
@@ -194,6 +352,9 @@ impl TextIndex {
                     start_line: num(f.start_line),
                     end_line: num(f.end_line),
                     text: text(f.body),
+                    header: text(f.header),
+                    defines: defs.lines().map(str::to_string).collect(),
+                    lang: text(f.lang),
                 },
             );
         }
@@ -241,5 +402,29 @@ impl TextIndex {
     /// Reloads the reader to see commits made by another handle.
     pub fn reload(&self) -> Result<()> {
         Ok(self.reader.reload()?)
+    }
+}
+
+/// Whether opening failed because the stored schema differs from this vigil's.
+fn is_schema_mismatch(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<tantivy::TantivyError>(),
+            Some(tantivy::TantivyError::SchemaError(_))
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_terms_keep_the_tail_and_repeat_the_stem() {
+        assert_eq!(
+            path_terms("/home/u/proj/src/click/core.py"),
+            "proj src click core.py core"
+        );
+        assert_eq!(path_terms("README"), "README README");
     }
 }

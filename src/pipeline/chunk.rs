@@ -4,6 +4,12 @@
 //! Markdown by sections, anything else by paragraphs, lines and sentences. With a tokenizer,
 //! every chunk fits in [`MODEL_MAX_TOKENS`] tokens of the model's own tokenizer, special
 //! tokens included, because the model silently truncates longer input.
+//!
+//! Each chunk also carries its [`ChunkContext`] (file name, enclosing definitions, names it
+//! defines). What is embedded is [`embedded_text`]: the header line, then the chunk; the
+//! chunk's hash is the hash of that text, so a cached embedding is reused exactly when the
+//! embedded text is unchanged. Neighbouring pieces smaller than [`MIN_CHUNK_TOKENS`] are
+//! merged while they fit, so no chunk is a lone line with no context.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +17,7 @@ use std::sync::Arc;
 use text_splitter::{ChunkConfig, ChunkSizer, CodeSplitter, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
+use super::context::{ChunkContext, Lang, Outline};
 use super::hash::text_hash;
 
 /// Longest input all-MiniLM-L6-v2 reads, in tokens, including `[CLS]` and `[SEP]`
@@ -18,15 +25,30 @@ use super::hash::text_hash;
 pub const MODEL_MAX_TOKENS: usize = 256;
 /// Tokens the tokenizer adds around every input (`[CLS]`, `[SEP]`).
 const SPECIAL_TOKENS: usize = 2;
+/// Tokens kept free for the header line embedded before each chunk (its bytes are capped at
+/// `context::MAX_HEADER_BYTES`; identifiers take about one token per 3–4 bytes).
+const HEADER_TOKENS: usize = 32;
 /// Chunk size in characters when no tokenizer is available (text-only indexes).
 const FALLBACK_CHARS: usize = 1000;
+/// Neighbouring pieces are merged while one of them is smaller than this (model tokens),
+/// and the merge still fits. A quarter of the window: one-line chunks carry no context.
+pub const MIN_CHUNK_TOKENS: usize = 64;
+/// The same minimum, in characters, for indexes sized by characters.
+const MIN_CHUNK_CHARS: usize = 250;
+/// A piece shorter than this many bytes is surely under the token minimum too; longer
+/// pieces are measured (at least one byte per token).
+const SMALL_BYTES_HINT: usize = MIN_CHUNK_TOKENS;
 
 /// One piece of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     pub text: String,
-    /// blake3 of `text`.
+    /// blake3 of [`embedded_text`] (header and text): the key of the chunk's embedding.
     pub hash: [u8; 32],
+    /// File name and enclosing definitions (see `context`); embedded and indexed, not shown.
+    pub header: String,
+    /// Names this chunk defines (functions, classes, types, headings), in file order.
+    pub defines: Vec<String>,
     /// Byte range in the decoded text, half-open.
     pub byte_start: usize,
     pub byte_end: usize,
@@ -53,6 +75,9 @@ impl ChunkSizer for Sizer {
 
 /// Splits file texts into [`Chunk`]s; cheap to share between threads.
 pub struct Chunker {
+    sizer: Sizer,
+    capacity: usize,
+    min_size: usize,
     text: TextSplitter<Sizer>,
     markdown: MarkdownSplitter<Sizer>,
     code: Vec<(&'static [&'static str], CodeSplitter<Sizer>)>,
@@ -60,19 +85,24 @@ pub struct Chunker {
 }
 
 impl Chunker {
-    /// A chunker sized by `tokenizer` (chunks ≤ 256 tokens with special tokens), or by
-    /// characters (≤ 1000) when `None`.
+    /// A chunker sized by `tokenizer` (chunk ≤ 222 tokens, so header + chunk + special
+    /// tokens fit the model's 256), or by characters (≤ 1000) when `None`.
     pub fn new(tokenizer: Option<Tokenizer>) -> Self {
-        let (sizer, capacity, fingerprint) = match tokenizer.map(untruncated) {
-            Some(t) => (
-                Sizer::Tokens(Arc::new(t)),
-                MODEL_MAX_TOKENS - SPECIAL_TOKENS,
-                format!("tokens:{}", MODEL_MAX_TOKENS - SPECIAL_TOKENS),
-            ),
+        let (sizer, capacity, min_size, fingerprint) = match tokenizer.map(untruncated) {
+            Some(t) => {
+                let capacity = MODEL_MAX_TOKENS - SPECIAL_TOKENS - HEADER_TOKENS;
+                (
+                    Sizer::Tokens(Arc::new(t)),
+                    capacity,
+                    MIN_CHUNK_TOKENS,
+                    format!("tokens:{capacity}-min{MIN_CHUNK_TOKENS}"),
+                )
+            }
             None => (
                 Sizer::Chars,
                 FALLBACK_CHARS,
-                format!("chars:{FALLBACK_CHARS}"),
+                MIN_CHUNK_CHARS,
+                format!("chars:{FALLBACK_CHARS}-min{MIN_CHUNK_CHARS}"),
             ),
         };
         let config = || ChunkConfig::new(capacity).with_sizer(sizer.clone());
@@ -102,7 +132,10 @@ impl Chunker {
             text: TextSplitter::new(config()),
             markdown: MarkdownSplitter::new(config()),
             code,
-            fingerprint: format!("text-splitter-0.33/{fingerprint}"),
+            fingerprint: format!("text-splitter-0.33/{fingerprint}/context-1"),
+            sizer,
+            capacity,
+            min_size,
         }
     }
 
@@ -111,14 +144,17 @@ impl Chunker {
         &self.fingerprint
     }
 
-    /// Splits `text`, choosing the splitter by the extension of `path`.
+    /// Splits `text`, choosing the splitter by the extension of `path`; each chunk gets its
+    /// context (the header names the file by its name only, so a moved file keeps its
+    /// embeddings).
     pub fn chunk(&self, path: &Path, text: &str) -> Vec<Chunk> {
+        let lang = Lang::of(path);
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
             .map(|e| e.to_ascii_lowercase())
             .unwrap_or_default();
-        let pieces: Vec<(usize, &str)> = if matches!(ext.as_str(), "md" | "markdown" | "mdx") {
+        let pieces: Vec<(usize, &str)> = if lang == Lang::Markdown {
             self.markdown.chunk_indices(text).collect()
         } else if let Some((_, code)) = self
             .code
@@ -129,15 +165,31 @@ impl Chunker {
         } else {
             self.text.chunk_indices(text).collect()
         };
+        let ranges = self.merge_small(
+            text,
+            pieces
+                .into_iter()
+                .filter(|(_, s)| !s.trim().is_empty())
+                .map(|(start, s)| (start, start + s.len()))
+                .collect(),
+        );
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let outline = Outline::of(lang, text);
         let lines = LineIndex::new(text);
-        pieces
+        ranges
             .into_iter()
-            .filter(|(_, s)| !s.trim().is_empty())
-            .map(|(start, s)| {
-                let end = start + s.len();
+            .map(|(start, end)| {
+                let body = &text[start..end];
+                let ChunkContext { header, defines } =
+                    outline.context(&file_name, text, start, end);
                 Chunk {
-                    text: s.to_string(),
-                    hash: text_hash(s),
+                    text: body.to_string(),
+                    hash: text_hash(&embedded_text(&header, body)),
+                    header,
+                    defines,
                     byte_start: start,
                     byte_end: end,
                     start_line: lines.line_of(start),
@@ -145,6 +197,45 @@ impl Chunker {
                 }
             })
             .collect()
+    }
+
+    /// Joins neighbouring byte ranges while one of the two is under the minimum size and the
+    /// joined text (with what lies between them) fits the capacity.
+    fn merge_small(&self, text: &str, ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+        let mut out: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+        let mut last_small = false;
+        for (start, end) in ranges {
+            let small = self.is_small(&text[start..end]);
+            if let Some(prev) = out.last_mut()
+                && (small || last_small)
+                && self.sizer.size(&text[prev.0..end]) <= self.capacity
+            {
+                prev.1 = end;
+                last_small = self.is_small(&text[prev.0..prev.1]);
+                continue;
+            }
+            out.push((start, end));
+            last_small = small;
+        }
+        out
+    }
+
+    fn is_small(&self, piece: &str) -> bool {
+        match self.sizer {
+            Sizer::Chars => piece.chars().count() < self.min_size,
+            Sizer::Tokens(_) => {
+                piece.len() < SMALL_BYTES_HINT || self.sizer.size(piece) < self.min_size
+            }
+        }
+    }
+}
+
+/// The text that is embedded for a chunk: its header line, then its text.
+pub fn embedded_text(header: &str, text: &str) -> String {
+    if header.is_empty() {
+        text.to_string()
+    } else {
+        format!("{header}\n{text}")
     }
 }
 

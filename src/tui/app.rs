@@ -145,11 +145,8 @@ impl App {
     pub fn search_request(&self) -> Option<SearchRequest> {
         let query = self.query.trim();
         (!query.is_empty()).then(|| SearchRequest {
-            query: query.to_string(),
-            mode: self.mode,
-            limit: SEARCH_LIMIT,
-            path: None,
             include_text: true,
+            ..SearchRequest::new(query, self.mode, SEARCH_LIMIT)
         })
     }
 

@@ -1,0 +1,496 @@
+//! search: which chunks answer this query?
+//!
+//! `text` ranks chunks by BM25 over the code-aware fields of the text index, `semantic` by
+//! cosine similarity of embeddings (HNSW kNN), and `hybrid` fuses both. Every mode then goes
+//! through the same shaping. The flow of one search:
+//!
+//! `query::analyze_query` (terms, kind, names) → candidates from each ranking (5 × limit,
+//! at least 50, plus the chunks that define a queried name) → `rank::fuse` (weighted RRF) →
+//! `--path` filter → `rank::shape` (definition boost, demotion, per-file limit) → hits with snippets, each with its rank in each list and why it moved.
+
+pub mod query;
+pub mod rank;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use globset::{GlobBuilder, GlobMatcher};
+use serde::{Deserialize, Serialize};
+
+use crate::index::text::{FieldWeights, TextDoc, TextIndex, TextQuery};
+use crate::index::vector::VectorIndex;
+use crate::model::ModelFiles;
+use crate::pipeline::context::Lang;
+use crate::pipeline::embed::Embedder;
+use crate::store::Store;
+
+pub use query::{AnalyzedQuery, QueryKind, analyze_query};
+pub use rank::{DEFAULT_PER_FILE, Features, RRF_K};
+
+/// Lines of a chunk shown as its snippet.
+const SNIPPET_LINES: usize = 6;
+/// Candidates taken from each ranking: `CANDIDATES_PER_HIT × limit`, at least
+/// [`MIN_CANDIDATES`] (semble 0.7 takes 5 × k).
+const CANDIDATES_PER_HIT: usize = 5;
+const MIN_CANDIDATES: usize = 50;
+/// Definitions of a queried name added as candidates, at most.
+const DEFINITION_CANDIDATES: usize = 20;
+
+/// How to rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Hybrid,
+    Text,
+    Semantic,
+}
+
+/// A search as the CLI, the socket and the dashboard ask it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchRequest {
+    pub query: String,
+    pub mode: Mode,
+    pub limit: usize,
+    /// Glob on the absolute path; a relative glob matches at any depth (`*.rs`, `src/**`).
+    pub path: Option<String>,
+    /// Also return each hit's whole chunk text (the dashboard's preview).
+    #[serde(default)]
+    pub include_text: bool,
+    /// At most this many chunks of one file (default [`DEFAULT_PER_FILE`]).
+    #[serde(default)]
+    pub per_file: Option<usize>,
+    /// Rank tests, examples, benches, vendored, generated and minified files like the rest
+    /// (by default they are demoted).
+    #[serde(default)]
+    pub no_demote: bool,
+}
+
+impl SearchRequest {
+    /// A request with the defaults: no path filter, no text, default per-file limit.
+    pub fn new(query: impl Into<String>, mode: Mode, limit: usize) -> Self {
+        Self {
+            query: query.into(),
+            mode,
+            limit,
+            path: None,
+            include_text: false,
+            per_file: None,
+            no_demote: false,
+        }
+    }
+}
+
+/// The 1-based rank of a hit in each ranking it was found by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ranks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<u32>,
+}
+
+/// One matching chunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hit {
+    pub path: String,
+    /// 1-based, inclusive.
+    pub start_line: u32,
+    pub end_line: u32,
+    /// The final ranking score, higher is better: fused RRF (≈ 0.008–0.017 for a chunk found
+    /// by one or both lists) after shaping; comparable within one answer only.
+    pub score: f32,
+    /// The modes whose ranking contained this chunk.
+    pub modes: Vec<Mode>,
+    /// Its rank in each list before fusion.
+    #[serde(default)]
+    pub ranks: Ranks,
+    /// What moved its score after fusion (`defines parse_args`, `test ×0.3`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub why: Vec<String>,
+    /// The definitions enclosing the chunk (`file › class … › def …`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context: String,
+    /// Up to six lines of the chunk, starting at the first line that contains a query word.
+    pub snippet: String,
+    /// Line number of the first snippet line.
+    pub snippet_line: u32,
+    /// The whole chunk, when the request asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// The answer to a [`SearchRequest`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub hits: Vec<Hit>,
+    /// Why a mode could not be used (e.g. text-only index), if any.
+    pub warnings: Vec<String>,
+    /// How the query was read: `symbol`, `path` or `natural`.
+    #[serde(default)]
+    pub query_kind: String,
+}
+
+/// Answers searches over an index; cheap to share between threads.
+#[derive(Clone)]
+pub struct Searcher {
+    store: Arc<Store>,
+    text: Arc<TextIndex>,
+    vectors: Option<Arc<VectorIndex>>,
+    model: Option<ModelFiles>,
+    /// Loaded on the first semantic query; separate from the indexing embedder so a query
+    /// never waits behind a batch.
+    embedder: Arc<Mutex<Option<Embedder>>>,
+    features: Features,
+    weights: FieldWeights,
+}
+
+impl Searcher {
+    pub fn new(
+        store: Arc<Store>,
+        text: Arc<TextIndex>,
+        vectors: Option<Arc<VectorIndex>>,
+        model: Option<ModelFiles>,
+    ) -> Self {
+        Self {
+            store,
+            text,
+            vectors,
+            model,
+            embedder: Arc::new(Mutex::new(None)),
+            features: Features::default(),
+            weights: FieldWeights::default(),
+        }
+    }
+
+    /// The same searcher with some ranking steps turned off (for measuring them).
+    pub fn with_features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
+    }
+
+    /// The same searcher with other BM25 field weights (for measuring them).
+    pub fn with_weights(mut self, weights: FieldWeights) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// The text index searched.
+    pub fn text(&self) -> &TextIndex {
+        &self.text
+    }
+
+    /// The vector index searched, if any.
+    pub fn vectors(&self) -> Option<&VectorIndex> {
+        self.vectors.as_deref()
+    }
+
+    /// Runs a search.
+    ///
+    /// Errors: an invalid `--path` glob, `semantic` mode on a text-only index, or an index
+    /// failure. In `hybrid` mode a missing model degrades to text with a warning.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
+        let glob = match &req.path {
+            Some(p) => Some(compile_glob(p)?),
+            None => None,
+        };
+        let limit = req.limit.max(1);
+        let per_file = req.per_file.unwrap_or(DEFAULT_PER_FILE).max(1);
+        // Fetch more candidates than asked: shaping reorders, the path filter drops some.
+        let depth = if glob.is_some() {
+            (limit * 20).max(200)
+        } else {
+            (limit * CANDIDATES_PER_HIT).max(MIN_CANDIDATES)
+        };
+        let query = analyze_query(&req.query);
+        let mut warnings = Vec::new();
+        let mut text_ranked: Vec<u64> = Vec::new();
+        if req.mode != Mode::Semantic {
+            let weights = if self.features.fields {
+                self.weights
+            } else {
+                FieldWeights {
+                    body: 1.0,
+                    header: 0.0,
+                    path: 0.0,
+                    defs: 0.0,
+                }
+            };
+            let tq = TextQuery {
+                terms: query.terms.clone(),
+                weights,
+            };
+            text_ranked = self
+                .text
+                .search(&tq, depth)?
+                .iter()
+                .map(|h| h.chunk_id)
+                .collect();
+        }
+        let semantic_ranked = if req.mode != Mode::Text {
+            match self.semantic(&req.query, depth) {
+                Ok(r) => r,
+                Err(e) if req.mode == Mode::Hybrid => {
+                    warnings.push(format!("semantic ranking unavailable, text only: {e:#}"));
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            Vec::new()
+        };
+        let w_semantic = match req.mode {
+            Mode::Hybrid => rank::semantic_weight(query.kind, self.features),
+            Mode::Text => 0.0,
+            Mode::Semantic => 1.0,
+        };
+        let mut cands = rank::fuse(&text_ranked, &semantic_ranked, w_semantic);
+        if self.features.definitions {
+            // Definitions of the queried name join the candidates even if neither list
+            // found them (a lone exact definition must not be lost below mediocre chunks).
+            for name in &query.names {
+                for h in self.text.defining(name, DEFINITION_CANDIDATES)? {
+                    if !cands.iter().any(|c| c.id == h.chunk_id) {
+                        cands.push(rank::Candidate {
+                            id: h.chunk_id,
+                            path: String::new(),
+                            defines: Vec::new(),
+                            is_code: false,
+                            text_rank: None,
+                            semantic_rank: None,
+                            score: 0.0,
+                            why: Vec::new(),
+                        });
+                    }
+                }
+            }
+        }
+        let ids: Vec<u64> = cands.iter().map(|c| c.id).collect();
+        let records: HashMap<u64, _> = self.store.chunks(&ids)?.into_iter().collect();
+        let mut docs = self.text.docs(&ids)?;
+        // A chunk missing from the store is an orphan of an interrupted batch: skip it.
+        cands.retain_mut(|c| {
+            let (Some(rec), Some(doc)) = (records.get(&c.id), docs.get(&c.id)) else {
+                return false;
+            };
+            if glob.as_ref().is_some_and(|g| !g.is_match(&rec.path)) {
+                return false;
+            }
+            c.path = rec.path.clone();
+            c.defines = doc.defines.clone();
+            c.is_code = Lang::of(std::path::Path::new(&rec.path)).is_code();
+            true
+        });
+        let mut features = self.features;
+        features.demote &= !req.no_demote;
+        rank::shape(&mut cands, &query, features, &demotion, per_file);
+        cands.truncate(limit);
+        let mut hits = Vec::with_capacity(cands.len());
+        for c in cands {
+            let rec = &records[&c.id];
+            let doc = docs.remove(&c.id).unwrap_or_else(|| empty_doc(c.id));
+            let (snippet_line, snippet) = snippet(&doc.text, rec.start_line, &req.query);
+            let mut modes = Vec::new();
+            if c.text_rank.is_some() {
+                modes.push(Mode::Text);
+            }
+            if c.semantic_rank.is_some() {
+                modes.push(Mode::Semantic);
+            }
+            hits.push(Hit {
+                path: rec.path.clone(),
+                start_line: rec.start_line,
+                end_line: rec.end_line,
+                score: c.score,
+                modes,
+                ranks: Ranks {
+                    text: c.text_rank,
+                    semantic: c.semantic_rank,
+                },
+                why: c.why,
+                context: doc.header,
+                snippet,
+                snippet_line,
+                text: req.include_text.then_some(doc.text),
+            });
+        }
+        Ok(SearchResponse {
+            hits,
+            warnings,
+            query_kind: query.kind.name().to_string(),
+        })
+    }
+
+    fn semantic(&self, query: &str, k: usize) -> Result<Vec<u64>> {
+        let Some(vectors) = &self.vectors else {
+            bail!("this index has no embeddings (built text-only, or no model available)");
+        };
+        let Some(model) = &self.model else {
+            bail!("no embedding model available")
+        };
+        let mut guard = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(Embedder::load(model)?);
+        }
+        let embedder = guard.as_mut().context("embedder loaded above")?;
+        let query_vector = embedder
+            .embed(&[query])?
+            .pop()
+            .context("the model returned no vector")?;
+        drop(guard);
+        Ok(vectors
+            .search(&query_vector, k, |_| true)?
+            .into_iter()
+            .map(|h| h.chunk_id)
+            .collect())
+    }
+}
+
+fn empty_doc(id: u64) -> TextDoc {
+    TextDoc {
+        chunk_id: id,
+        path_key: Vec::new(),
+        path: String::new(),
+        start_line: 0,
+        end_line: 0,
+        text: String::new(),
+        header: String::new(),
+        defines: Vec::new(),
+        lang: String::new(),
+    }
+}
+
+/// Directory names whose files are demoted, and why.
+const DEMOTED_DIRS: &[(&str, &str)] = &[
+    ("test", "test"),
+    ("tests", "test"),
+    ("__tests__", "test"),
+    ("spec", "test"),
+    ("specs", "test"),
+    ("testing", "test"),
+    ("testdata", "test"),
+    ("example", "example"),
+    ("examples", "example"),
+    ("demo", "example"),
+    ("demos", "example"),
+    ("docs_src", "example"),
+    ("bench", "bench"),
+    ("benches", "bench"),
+    ("benchmarks", "bench"),
+    ("vendor", "vendored"),
+    ("vendored", "vendored"),
+    ("_vendor", "vendored"),
+    ("third_party", "vendored"),
+    ("node_modules", "vendored"),
+];
+
+/// Why a path is demoted (test, example, bench, vendored, generated, minified), if it is.
+/// Judged by directory names and file-name conventions of the common languages.
+pub fn demotion(path: &str) -> Option<&'static str> {
+    let mut parts = path.rsplit('/');
+    let name = parts.next().unwrap_or(path);
+    for dir in parts {
+        if let Some((_, why)) = DEMOTED_DIRS.iter().find(|(d, _)| *d == dir) {
+            return Some(why);
+        }
+    }
+    let lower = name.to_ascii_lowercase();
+    let stem = lower.split('.').next().unwrap_or(&lower);
+    if stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_tests")
+        || stem.ends_with("_spec")
+        || lower.contains(".test.")
+        || lower.contains(".spec.")
+        || stem == "conftest"
+        || stem == "tests"
+    {
+        return Some("test");
+    }
+    if lower.contains(".min.") {
+        return Some("minified");
+    }
+    if lower.ends_with(".d.ts")
+        || lower.ends_with("_pb2.py")
+        || lower.ends_with(".pb.go")
+        || lower.contains(".generated.")
+        || lower.contains("_generated.")
+    {
+        return Some("generated");
+    }
+    None
+}
+
+/// Compiles a `--path` glob; a relative glob may match at any depth.
+///
+/// Errors: the glob is malformed (the message quotes it).
+pub fn compile_glob(pattern: &str) -> Result<GlobMatcher> {
+    let full = if pattern.starts_with('/') || pattern.starts_with("**") {
+        pattern.to_string()
+    } else {
+        format!("**/{pattern}")
+    };
+    Ok(GlobBuilder::new(&full)
+        .literal_separator(true)
+        .build()
+        .with_context(|| format!("invalid --path glob {pattern:?}"))?
+        .compile_matcher())
+}
+
+/// Up to [`SNIPPET_LINES`] lines of `text`, from the first line containing a query word
+/// (case-insensitive); returns the 1-based line number of its first line too.
+fn snippet(text: &str, start_line: u32, query: &str) -> (u32, String) {
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| w.len() > 1)
+        .map(str::to_lowercase)
+        .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| {
+            let l = l.to_lowercase();
+            words.iter().any(|w| l.contains(w.as_str()))
+        })
+        .unwrap_or(0);
+    let shown = lines[first.min(lines.len())..]
+        .iter()
+        .take(SNIPPET_LINES)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    (start_line + first as u32, shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tests_examples_and_generated_files_are_demoted() {
+        assert_eq!(demotion("/p/tests/test_core.py"), Some("test"));
+        assert_eq!(demotion("/p/src/core_test.go"), Some("test"));
+        assert_eq!(demotion("/p/src/app.spec.ts"), Some("test"));
+        assert_eq!(demotion("/p/examples/basic.rs"), Some("example"));
+        assert_eq!(demotion("/p/dist/app.min.js"), Some("minified"));
+        assert_eq!(demotion("/p/types/index.d.ts"), Some("generated"));
+        assert_eq!(demotion("/p/src/testing_utils.py"), None);
+        assert_eq!(demotion("/p/src/core.py"), None);
+    }
+
+    #[test]
+    fn relative_globs_match_at_any_depth() {
+        assert!(compile_glob("*.rs").unwrap().is_match("/a/b/c.rs"));
+        assert!(compile_glob("src/**").unwrap().is_match("/x/src/y/z.md"));
+        assert!(!compile_glob("src/*.rs").unwrap().is_match("/x/src/y/z.rs"));
+        assert!(compile_glob("[").is_err());
+    }
+
+    #[test]
+    fn snippet_starts_at_first_matching_line() {
+        let (line, s) = snippet("a\nb\nthe Needle\nc", 10, "needle");
+        assert_eq!(line, 12);
+        assert!(s.starts_with("the Needle"));
+    }
+}
