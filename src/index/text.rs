@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, Term, TextFieldIndexing,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, Term, TextFieldIndexing,
     TextOptions, Value,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
@@ -122,7 +122,8 @@ fn schema() -> (Schema, Fields) {
     };
     let mut b = Schema::builder();
     let fields = Fields {
-        id: b.add_u64_field("id", INDEXED | STORED),
+        // FAST: ranking reads the ids of its candidates from the column, not the doc store.
+        id: b.add_u64_field("id", INDEXED | STORED | FAST),
         path_key: b.add_bytes_field("path_key", INDEXED),
         path: b.add_text_field("path", STORED),
         start_line: b.add_u64_field("start_line", STORED),
@@ -307,9 +308,18 @@ impl TextIndex {
         let searcher = self.reader.searcher();
         let top = searcher.search(query, &TopDocs::with_limit(limit).order_by_score())?;
         let mut hits = Vec::with_capacity(top.len());
+        let mut columns = HashMap::new();
         for (score, addr) in top {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            if let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_u64()) {
+            let column = match columns.entry(addr.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .u64("id")?,
+                ),
+            };
+            if let Some(id) = column.first(addr.doc_id) {
                 hits.push(TextHit {
                     chunk_id: id,
                     score,

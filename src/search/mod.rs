@@ -268,17 +268,23 @@ impl Searcher {
         }
         let ids: Vec<u64> = cands.iter().map(|c| c.id).collect();
         let records: HashMap<u64, _> = self.store.chunks(&ids)?.into_iter().collect();
-        let mut docs = self.text.docs(&ids)?;
+        // The names candidates define matter only when the query asks for a name.
+        let mut defines: HashMap<u64, Vec<String>> = HashMap::new();
+        if self.features.definitions && !query.names.is_empty() {
+            for (id, doc) in self.text.docs(&ids)? {
+                defines.insert(id, doc.defines);
+            }
+        }
         // A chunk missing from the store is an orphan of an interrupted batch: skip it.
         cands.retain_mut(|c| {
-            let (Some(rec), Some(doc)) = (records.get(&c.id), docs.get(&c.id)) else {
+            let Some(rec) = records.get(&c.id) else {
                 return false;
             };
             if glob.as_ref().is_some_and(|g| !g.is_match(&rec.path)) {
                 return false;
             }
             c.path = rec.path.clone();
-            c.defines = doc.defines.clone();
+            c.defines = defines.remove(&c.id).unwrap_or_default();
             c.is_code = Lang::of(std::path::Path::new(&rec.path)).is_code();
             true
         });
@@ -286,6 +292,8 @@ impl Searcher {
         features.demote &= !req.no_demote;
         rank::shape(&mut cands, &query, features, &demotion, per_file);
         cands.truncate(limit);
+        let chosen: Vec<u64> = cands.iter().map(|c| c.id).collect();
+        let mut docs = self.text.docs(&chosen)?;
         let mut hits = Vec::with_capacity(cands.len());
         for c in cands {
             let rec = &records[&c.id];
