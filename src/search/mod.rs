@@ -252,16 +252,7 @@ impl Searcher {
             for name in &query.names {
                 for h in self.text.defining(name, DEFINITION_CANDIDATES)? {
                     if !cands.iter().any(|c| c.id == h.chunk_id) {
-                        cands.push(rank::Candidate {
-                            id: h.chunk_id,
-                            path: String::new(),
-                            defines: Vec::new(),
-                            is_code: false,
-                            text_rank: None,
-                            semantic_rank: None,
-                            score: 0.0,
-                            why: Vec::new(),
-                        });
+                        cands.push(rank::Candidate::new(h.chunk_id));
                     }
                 }
             }

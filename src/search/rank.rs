@@ -90,6 +90,22 @@ pub struct Candidate {
     pub why: Vec<String>,
 }
 
+impl Candidate {
+    /// A chunk with no score yet; `path`, `defines` and `is_code` are filled in later.
+    pub fn new(id: u64) -> Self {
+        Self {
+            id,
+            path: String::new(),
+            defines: Vec::new(),
+            is_code: false,
+            text_rank: None,
+            semantic_rank: None,
+            score: 0.0,
+            why: Vec::new(),
+        }
+    }
+}
+
 /// Fuses the two lists (ids best first) into candidates scored by weighted RRF.
 pub fn fuse(text: &[u64], semantic: &[u64], w_semantic: f32) -> Vec<Candidate> {
     let mut by_id: HashMap<u64, usize> = HashMap::new();
@@ -103,16 +119,7 @@ pub fn fuse(text: &[u64], semantic: &[u64], w_semantic: f32) -> Vec<Candidate> {
         for (i, &id) in list.iter().enumerate() {
             let rank = i as u32 + 1;
             let slot = *by_id.entry(id).or_insert_with(|| {
-                out.push(Candidate {
-                    id,
-                    path: String::new(),
-                    defines: Vec::new(),
-                    is_code: false,
-                    text_rank: None,
-                    semantic_rank: None,
-                    score: 0.0,
-                    why: Vec::new(),
-                });
+                out.push(Candidate::new(id));
                 out.len() - 1
             });
             let c = &mut out[slot];
@@ -211,14 +218,11 @@ mod tests {
 
     fn cand(id: u64, path: &str, defines: &[&str], score: f32) -> Candidate {
         Candidate {
-            id,
             path: path.into(),
             defines: defines.iter().map(|s| s.to_string()).collect(),
             is_code: true,
-            text_rank: None,
-            semantic_rank: None,
             score,
-            why: Vec::new(),
+            ..Candidate::new(id)
         }
     }
 
