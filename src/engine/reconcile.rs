@@ -584,7 +584,6 @@ impl Engine {
             0
         };
         let display = key_display(&key);
-        let lang = crate::pipeline::context::Lang::of(Path::new(&display)).name();
         for chunk in &chunks {
             let id = self.next_chunk_id;
             self.next_chunk_id += 1;
@@ -610,7 +609,6 @@ impl Engine {
                 text: chunk.text.clone(),
                 header: chunk.header.clone(),
                 defines: chunk.defines.clone(),
-                lang: lang.to_string(),
             });
         }
         batch.text_paths.push(key.clone());

@@ -60,7 +60,7 @@ pub struct TextQuery {
 }
 
 /// A chunk as the text index stores it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TextDoc {
     pub chunk_id: u64,
     /// Raw path bytes: the term that deletes all chunks of a path.
@@ -74,8 +74,6 @@ pub struct TextDoc {
     pub header: String,
     /// Names the chunk defines.
     pub defines: Vec<String>,
-    /// Language name (`pipeline::context::Lang::name`).
-    pub lang: String,
 }
 
 /// A BM25 hit.
@@ -97,7 +95,6 @@ struct Fields {
     path_terms: Field,
     defs: Field,
     defs_exact: Field,
-    lang: Field,
 }
 
 /// The full-text index of one index directory.
@@ -133,7 +130,6 @@ fn schema() -> (Schema, Fields) {
         path_terms: b.add_text_field("path_terms", analyzed(false)),
         defs: b.add_text_field("defs", analyzed(true)),
         defs_exact: b.add_text_field("defs_exact", STRING),
-        lang: b.add_text_field("lang", STORED),
     };
     (b.build(), fields)
 }
@@ -247,7 +243,6 @@ impl TextIndex {
             for name in &d.defines {
                 doc.add_text(f.defs_exact, name.to_lowercase());
             }
-            doc.add_text(f.lang, &d.lang);
             writer.add_document(doc)?;
         }
         Ok(())
@@ -364,7 +359,6 @@ impl TextIndex {
                     text: text(f.body),
                     header: text(f.header),
                     defines: defs.lines().map(str::to_string).collect(),
-                    lang: text(f.lang),
                 },
             );
         }

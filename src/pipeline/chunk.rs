@@ -80,7 +80,7 @@ pub struct Chunker {
     min_size: usize,
     text: TextSplitter<Sizer>,
     markdown: MarkdownSplitter<Sizer>,
-    code: Vec<(&'static [&'static str], CodeSplitter<Sizer>)>,
+    code: Vec<(Lang, CodeSplitter<Sizer>)>,
     fingerprint: String,
 }
 
@@ -106,26 +106,13 @@ impl Chunker {
             ),
         };
         let config = || ChunkConfig::new(capacity).with_sizer(sizer.clone());
-        let languages: Vec<(&'static [&'static str], tree_sitter_language::LanguageFn)> = vec![
-            (&["rs"], tree_sitter_rust::LANGUAGE),
-            (&["py", "pyi"], tree_sitter_python::LANGUAGE),
-            (&["go"], tree_sitter_go::LANGUAGE),
-            (
-                &["js", "mjs", "cjs", "jsx"],
-                tree_sitter_javascript::LANGUAGE,
-            ),
-            (
-                &["ts", "mts", "cts"],
-                tree_sitter_typescript::LANGUAGE_TYPESCRIPT,
-            ),
-            (&["tsx"], tree_sitter_typescript::LANGUAGE_TSX),
-        ];
-        let code = languages
-            .into_iter()
-            .map(|(exts, lang)| {
-                let splitter = CodeSplitter::new(lang, config())
+        let code = Lang::ALL
+            .iter()
+            .filter_map(|&lang| {
+                let grammar = lang.grammar()?;
+                let splitter = CodeSplitter::new(grammar, config())
                     .expect("bundled tree-sitter grammars match the tree-sitter version");
-                (exts, splitter)
+                Some((lang, splitter))
             })
             .collect();
         Self {
@@ -149,18 +136,9 @@ impl Chunker {
     /// embeddings).
     pub fn chunk(&self, path: &Path, text: &str) -> Vec<Chunk> {
         let lang = Lang::of(path);
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase())
-            .unwrap_or_default();
         let pieces: Vec<(usize, &str)> = if lang == Lang::Markdown {
             self.markdown.chunk_indices(text).collect()
-        } else if let Some((_, code)) = self
-            .code
-            .iter()
-            .find(|(exts, _)| exts.contains(&ext.as_str()))
-        {
+        } else if let Some((_, code)) = self.code.iter().find(|(l, _)| *l == lang) {
             code.chunk_indices(text).collect()
         } else {
             self.text.chunk_indices(text).collect()

@@ -34,6 +34,18 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// Every language, code first.
+    pub const ALL: [Lang; 8] = [
+        Lang::Rust,
+        Lang::Python,
+        Lang::Go,
+        Lang::JavaScript,
+        Lang::TypeScript,
+        Lang::Tsx,
+        Lang::Markdown,
+        Lang::Text,
+    ];
+
     /// By the extension of `path` (case-insensitive).
     pub fn of(path: &Path) -> Lang {
         let ext = path

@@ -18,10 +18,9 @@ use anyhow::{Context, Result, bail};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
-use crate::index::text::{FieldWeights, TextDoc, TextIndex, TextQuery};
+use crate::index::text::{FieldWeights, TextIndex, TextQuery};
 use crate::index::vector::VectorIndex;
 use crate::model::ModelFiles;
-use crate::pipeline::context::Lang;
 use crate::pipeline::embed::Embedder;
 use crate::store::Store;
 
@@ -276,7 +275,6 @@ impl Searcher {
             }
             c.path = rec.path.clone();
             c.defines = defines.remove(&c.id).unwrap_or_default();
-            c.is_code = Lang::of(std::path::Path::new(&rec.path)).is_code();
             true
         });
         let mut features = self.features;
@@ -288,7 +286,7 @@ impl Searcher {
         let mut hits = Vec::with_capacity(cands.len());
         for c in cands {
             let rec = &records[&c.id];
-            let doc = docs.remove(&c.id).unwrap_or_else(|| empty_doc(c.id));
+            let doc = docs.remove(&c.id).unwrap_or_default();
             let (snippet_line, snippet) = snippet(&doc.text, rec.start_line, &req.query);
             let mut modes = Vec::new();
             if c.text_rank.is_some() {
@@ -343,20 +341,6 @@ impl Searcher {
             .into_iter()
             .map(|h| h.chunk_id)
             .collect())
-    }
-}
-
-fn empty_doc(id: u64) -> TextDoc {
-    TextDoc {
-        chunk_id: id,
-        path_key: Vec::new(),
-        path: String::new(),
-        start_line: 0,
-        end_line: 0,
-        text: String::new(),
-        header: String::new(),
-        defines: Vec::new(),
-        lang: String::new(),
     }
 }
 

@@ -21,7 +21,10 @@
 
 use std::collections::HashMap;
 
+use std::path::Path;
+
 use super::query::{AnalyzedQuery, QueryKind};
+use crate::pipeline::context::Lang;
 
 /// RRF constant (Cormack et al. 2009).
 pub const RRF_K: f32 = 60.0;
@@ -79,8 +82,6 @@ pub struct Candidate {
     pub path: String,
     /// Names the chunk defines.
     pub defines: Vec<String>,
-    /// Source code (a grammar is known), as opposed to notes and other text.
-    pub is_code: bool,
     /// 1-based rank in each list, if the chunk was in it.
     pub text_rank: Option<u32>,
     pub semantic_rank: Option<u32>,
@@ -97,7 +98,6 @@ impl Candidate {
             id,
             path: String::new(),
             defines: Vec::new(),
-            is_code: false,
             text_rank: None,
             semantic_rank: None,
             score: 0.0,
@@ -151,7 +151,11 @@ pub fn shape(
         } else {
             0.5
         };
-        for c in cands.iter_mut().filter(|c| c.is_code) {
+        // Code only: a Markdown heading that happens to be the name is not its definition.
+        for c in cands
+            .iter_mut()
+            .filter(|c| Lang::of(Path::new(&c.path)).is_code())
+        {
             let Some(name) = query
                 .names
                 .iter()
@@ -220,7 +224,6 @@ mod tests {
         Candidate {
             path: path.into(),
             defines: defines.iter().map(|s| s.to_string()).collect(),
-            is_code: true,
             score,
             ..Candidate::new(id)
         }
