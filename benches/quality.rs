@@ -436,6 +436,13 @@ fn main() {
                     },
                 ),
                 (
+                    "- proximity",
+                    Features {
+                        proximity: false,
+                        ..all
+                    },
+                ),
+                (
                     "- adaptive fusion",
                     Features {
                         adaptive_fusion: false,
@@ -467,6 +474,7 @@ fn main() {
                     "none (plain)",
                     Features {
                         fields: false,
+                        proximity: false,
                         adaptive_fusion: false,
                         definitions: false,
                         demote: false,
@@ -505,7 +513,10 @@ fn main() {
             let engine = open_index(c, layout, &roots, model.as_ref(), &base);
             for mode in &modes {
                 for (i, (name, features)) in ablations.iter().enumerate() {
-                    if i > 0 && *mode == Mode::Semantic && name.contains("fields") {
+                    if i > 0
+                        && *mode == Mode::Semantic
+                        && (name.contains("fields") || name.contains("proximity"))
+                    {
                         continue;
                     }
                     let searcher = engine.searcher().with_features(*features);

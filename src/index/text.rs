@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, Term, TextFieldIndexing,
     TextOptions, Value,
@@ -39,6 +39,8 @@ pub struct FieldWeights {
     pub header: f32,
     pub path: f32,
     pub defs: f32,
+    /// Weight of each proximity pair's BM25 score.
+    pub proximity: f32,
 }
 
 impl Default for FieldWeights {
@@ -48,16 +50,24 @@ impl Default for FieldWeights {
             header: 0.5,
             path: 0.5,
             defs: 1.0,
+            proximity: 1.0,
         }
     }
 }
 
-/// A BM25 query: analyzed terms (see `analyzer::analyze`), OR-ed over the weighted fields.
+/// A BM25 query: analyzed terms (see `analyzer::analyze`), OR-ed over the weighted fields,
+/// plus a proximity bonus for each pair of neighbouring query words found within
+/// [`PROXIMITY_SLOP`] positions of each other in the body.
 #[derive(Debug, Clone, Default)]
 pub struct TextQuery {
     pub terms: Vec<String>,
+    /// Analyzed terms of neighbouring query words.
+    pub pairs: Vec<(String, String)>,
     pub weights: FieldWeights,
 }
+
+/// How far apart (in positions) two query words may be for the proximity bonus.
+pub const PROXIMITY_SLOP: u32 = 3;
 
 /// A chunk as the text index stores it.
 #[derive(Debug, Clone, Default)]
@@ -282,6 +292,21 @@ impl TextIndex {
                         Box::new(BoostQuery::new(Box::new(q), weight)),
                     ));
                 }
+            }
+        }
+        if w.proximity > 0.0 {
+            for (a, b) in &query.pairs {
+                let q = PhraseQuery::new_with_offset_and_slop(
+                    vec![
+                        (0, Term::from_field_text(f.body, a)),
+                        (1, Term::from_field_text(f.body, b)),
+                    ],
+                    PROXIMITY_SLOP,
+                );
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(q), w.proximity)),
+                ));
             }
         }
         if clauses.is_empty() {

@@ -186,11 +186,13 @@ impl Chunker {
             let small = self.is_small(&text[start..end]);
             if let Some(prev) = out.last_mut()
                 && (small || last_small)
-                && self.sizer.size(&text[prev.0..end]) <= self.capacity
             {
-                prev.1 = end;
-                last_small = self.is_small(&text[prev.0..prev.1]);
-                continue;
+                let merged = self.sizer.size(&text[prev.0..end]);
+                if merged <= self.capacity {
+                    prev.1 = end;
+                    last_small = merged < self.min_size;
+                    continue;
+                }
             }
             out.push((start, end));
             last_small = small;

@@ -206,18 +206,16 @@ impl Searcher {
         let mut warnings = Vec::new();
         let mut text_ranked: Vec<u64> = Vec::new();
         if req.mode != Mode::Semantic {
-            let weights = if self.features.fields {
-                self.weights
-            } else {
-                FieldWeights {
-                    body: 1.0,
-                    header: 0.0,
-                    path: 0.0,
-                    defs: 0.0,
-                }
-            };
+            let mut weights = self.weights;
+            if !self.features.fields {
+                (weights.header, weights.path, weights.defs) = (0.0, 0.0, 0.0);
+            }
+            if !self.features.proximity {
+                weights.proximity = 0.0;
+            }
             let tq = TextQuery {
                 terms: query.terms.clone(),
+                pairs: query.pairs.clone(),
                 weights,
             };
             text_ranked = self

@@ -47,9 +47,11 @@ pub struct AnalyzedQuery {
     /// Identifiers whose definitions the query asks for: the last segment of a qualified
     /// symbol, or the camelCase/snake_case words inside a natural-language query.
     pub names: Vec<String>,
-    /// Lower-case content words (no stop words, longer than 2 characters), for matching
-    /// against path components.
+    /// Lower-case content words (no stop words, longer than 2 characters).
     pub keywords: Vec<String>,
+    /// Analyzed terms of neighbouring content words (each a single term), for the proximity
+    /// bonus.
+    pub pairs: Vec<(String, String)>,
 }
 
 /// Analyzes `query`.
@@ -66,16 +68,31 @@ pub fn analyze_query(query: &str) -> AnalyzedQuery {
             .map(|w| last_segment(w).unwrap_or_else(|| w.to_string()))
             .collect(),
     };
-    let keywords = trimmed
+    let keywords: Vec<String> = trimmed
         .split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
         .filter(|w| w.len() > 2 && !STOP_WORDS.contains(&w.as_str()))
+        .collect();
+    let single: Vec<Option<String>> = keywords
+        .iter()
+        .map(|w| match analyze(w).as_slice() {
+            [t] => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    let pairs = single
+        .windows(2)
+        .filter_map(|w| match (&w[0], &w[1]) {
+            (Some(a), Some(b)) if a != b => Some((a.clone(), b.clone())),
+            _ => None,
+        })
         .collect();
     AnalyzedQuery {
         kind,
         terms: analyze(trimmed),
         names,
         keywords,
+        pairs,
     }
 }
 
@@ -195,9 +212,14 @@ mod tests {
             ["parseConfig"]
         );
         assert!(analyze_query("how are options parsed").names.is_empty());
+        let q = analyze_query("how does the watcher debounce events");
+        assert_eq!(q.keywords, ["watcher", "debounce", "events"]);
         assert_eq!(
-            analyze_query("how does the watcher debounce events").keywords,
-            ["watcher", "debounce", "events"]
+            q.pairs,
+            [
+                ("watcher".into(), "debounc".into()),
+                ("debounc".into(), "event".into())
+            ]
         );
     }
 

@@ -41,6 +41,8 @@ pub const DEFAULT_PER_FILE: usize = 3;
 pub struct Features {
     /// BM25 over header, path and definitions fields besides the body.
     pub fields: bool,
+    /// The proximity bonus for neighbouring query words.
+    pub proximity: bool,
     /// Fusion weights by query kind (else equal weights).
     pub adaptive_fusion: bool,
     /// Definition boost, and definitions of the queried name added as candidates.
@@ -54,6 +56,7 @@ impl Default for Features {
     fn default() -> Self {
         Self {
             fields: true,
+            proximity: true,
             adaptive_fusion: true,
             definitions: true,
             demote: true,
