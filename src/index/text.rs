@@ -294,7 +294,16 @@ impl TextIndex {
                 }
             }
         }
-        if w.proximity > 0.0 {
+        if clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut hits = self.top(&BooleanQuery::new(clauses), limit)?;
+        if w.proximity > 0.0 && !query.pairs.is_empty() {
+            // Each pair is its own search, added to the BM25 scores by chunk id: a phrase
+            // query inside a boolean union can be asked to seek backwards (tantivy #2811),
+            // which panics in debug builds.
+            let mut scores: HashMap<u64, f32> =
+                hits.iter().map(|h| (h.chunk_id, h.score)).collect();
             for (a, b) in &query.pairs {
                 let q = PhraseQuery::new_with_offset_and_slop(
                     vec![
@@ -303,16 +312,22 @@ impl TextIndex {
                     ],
                     PROXIMITY_SLOP,
                 );
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(q), w.proximity)),
-                ));
+                for h in self.top(&q, limit)? {
+                    *scores.entry(h.chunk_id).or_insert(0.0) += w.proximity * h.score;
+                }
             }
+            hits = scores
+                .into_iter()
+                .map(|(chunk_id, score)| TextHit { chunk_id, score })
+                .collect();
+            hits.sort_by(|x, y| {
+                y.score
+                    .total_cmp(&x.score)
+                    .then(x.chunk_id.cmp(&y.chunk_id))
+            });
+            hits.truncate(limit);
         }
-        if clauses.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.top(&BooleanQuery::new(clauses), limit)
+        Ok(hits)
     }
 
     /// Chunks that define `name` (compared whole, case-insensitively), best BM25 first.
