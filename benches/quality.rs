@@ -513,10 +513,10 @@ fn main() {
             let engine = open_index(c, layout, &roots, model.as_ref(), &base);
             for mode in &modes {
                 for (i, (name, features)) in ablations.iter().enumerate() {
-                    if i > 0
-                        && *mode == Mode::Semantic
-                        && (name.contains("fields") || name.contains("proximity"))
-                    {
+                    // Steps that do not apply to this mode.
+                    let idle = (*mode == Mode::Semantic && name.contains("fields"))
+                        || (*mode != Mode::Text && name.contains("proximity"));
+                    if i > 0 && idle {
                         continue;
                     }
                     let searcher = engine.searcher().with_features(*features);

@@ -41,7 +41,7 @@ pub const DEFAULT_PER_FILE: usize = 3;
 pub struct Features {
     /// BM25 over header, path and definitions fields besides the body.
     pub fields: bool,
-    /// The proximity bonus for neighbouring query words.
+    /// The proximity bonus for neighbouring query words (text mode only).
     pub proximity: bool,
     /// Fusion weights by query kind (else equal weights).
     pub adaptive_fusion: bool,
