@@ -14,8 +14,8 @@ struct Tmux {
 impl Tmux {
     fn new(name: &str) -> Option<Self> {
         if Command::new("tmux").arg("-V").output().is_err() {
-            eprintln!(
-                "SKIPPED: tmux is not installed (.ci/run installs it); the dashboard end-to-end test did not run"
+            common::skip(
+                "tmux is not installed (.ci/run installs it); the dashboard end-to-end test did not run",
             );
             return None;
         }

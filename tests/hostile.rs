@@ -221,7 +221,7 @@ fn a_full_disk_gives_a_clear_error_and_nothing_corrupt() {
         .arg(&mnt)
         .status();
     if !mounted.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs CAP_SYS_ADMIN)");
+        common::skip("cannot mount a small tmpfs here (needs CAP_SYS_ADMIN)");
         return;
     }
     struct Unmount(std::path::PathBuf);

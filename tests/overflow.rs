@@ -21,9 +21,14 @@ struct Lowered(&'static str, String);
 
 impl Lowered {
     fn new(path: &'static str, value: &str) -> Option<Self> {
-        let old = fs::read_to_string(path).ok()?;
+        let Ok(old) = fs::read_to_string(path) else {
+            common::skip(&format!("cannot read {path}"));
+            return None;
+        };
         if fs::write(path, value).is_err() {
-            eprintln!("SKIPPED: cannot lower {path} (needs root and a writable /proc/sys)");
+            common::skip(&format!(
+                "cannot lower {path} (needs root and a writable /proc/sys)"
+            ));
             return None;
         }
         Some(Self(path, old.trim().to_string()))

@@ -313,3 +313,12 @@ pub fn poll(mut cond: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A test whose precondition is missing here (root, tmux, a mount): says so loudly, and
+/// fails when `CI` is set, where `.ci/run` installs every precondition.
+pub fn skip(why: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("precondition missing on CI: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
