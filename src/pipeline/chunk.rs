@@ -119,7 +119,7 @@ impl Chunker {
             text: TextSplitter::new(config()),
             markdown: MarkdownSplitter::new(config()),
             code,
-            fingerprint: format!("text-splitter-0.33/{fingerprint}/context-1"),
+            fingerprint: format!("text-splitter-0.33/{fingerprint}/context-2"),
             sizer,
             capacity,
             min_size,

@@ -209,7 +209,7 @@ fn keyword(lang: Lang, kind: &str) -> Option<&'static str> {
         (Lang::Go, "type_spec") => "type",
         (
             Lang::JavaScript | Lang::TypeScript | Lang::Tsx,
-            "function_declaration" | "generator_function_declaration" | "function_signature",
+            "function_declaration" | "generator_function_declaration",
         ) => "function",
         (
             Lang::JavaScript | Lang::TypeScript | Lang::Tsx,
@@ -289,13 +289,25 @@ fn code_definitions(grammar: &Language, lang: Lang, text: &str) -> Vec<Definitio
                 Some(p) if p.kind() == "decorated_definition" => p,
                 _ => node,
             };
-            out.push(Definition {
-                label,
-                name: name_text,
-                start: outer.start_byte(),
-                end: outer.end_byte(),
-                name_at: name.start_byte(),
-            });
+            // A typing stub (`@overload def f(x: int) -> int: ...`) is not where `f` is
+            // defined; TypeScript overload signatures are left out by `keyword`.
+            let overload_stub = outer.kind() == "decorated_definition"
+                && outer
+                    .named_children(&mut outer.walk())
+                    .filter(|d| d.kind() == "decorator")
+                    .any(|d| {
+                        d.utf8_text(src)
+                            .is_ok_and(|t| t.trim_end().ends_with("overload"))
+                    });
+            if !overload_stub {
+                out.push(Definition {
+                    label,
+                    name: name_text,
+                    start: outer.start_byte(),
+                    end: outer.end_byte(),
+                    name_at: name.start_byte(),
+                });
+            }
         }
         if descend && cursor.goto_first_child() {
             continue;
@@ -441,5 +453,24 @@ mod tests {
         let h = header("f.py", &chain);
         assert_eq!(h, "f.py › def b › def c");
         assert!(h.len() <= MAX_HEADER_BYTES);
+    }
+
+    #[test]
+    fn overload_stubs_are_not_definitions() {
+        let py = "import typing\nclass C:\n    @typing.overload\n    def f(self, x: int) -> int: ...\n    @overload\n    def f(self, x: str) -> str: ...\n    def f(self, x):\n        return x\n";
+        let outline = Outline::of(Lang::Python, py);
+        let fs: Vec<usize> = outline
+            .definitions()
+            .iter()
+            .filter(|d| d.name == "f")
+            .map(|d| d.name_at)
+            .collect();
+        assert_eq!(fs, [py.rfind("def f").unwrap() + 4]);
+        let ts = "export function map(x: number): number;\nexport function map(x: string): string;\nexport function map(x: any) { return x }\n";
+        assert_eq!(labels(Lang::TypeScript, ts), ["function map"]);
+        assert_eq!(
+            Outline::of(Lang::TypeScript, ts).definitions()[0].name_at,
+            ts.rfind("map(x: any)").unwrap()
+        );
     }
 }
