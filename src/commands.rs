@@ -218,26 +218,46 @@ fn index_remotes(engine: &mut Engine, totals: &mut ReconcileStats) -> Result<Vec
 }
 
 /// Embeds every queued chunk text, in bounded batches, with a progress bar; returns how many.
+/// A batch the model fails on is retried text by text (the queue's backoff), so one text the
+/// model cannot take is set aside and the rest are embedded.
+///
+/// Errors: the model cannot be loaded (the text index is complete; the next `index` or
+/// `watch` embeds what is missing), or the index cannot be written.
 fn embed_all(engine: &mut Engine) -> Result<u64> {
     let pending = engine.embeddings_pending() as u64;
     if pending == 0 {
         return Ok(0);
     }
     let model = engine_model(engine)?;
-    let mut embedder = Embedder::load(&model)?;
+    let mut embedder = Embedder::load(&model)
+        .context("the text index is complete; chunks get their embeddings when the model loads")?;
     let bar = output::ProgressBar::new("embedding", "chunks");
     bar.set_total(pending);
     let mut done = 0;
     loop {
         let jobs = engine.next_embed_jobs(EMBED_BATCH)?;
         if jobs.is_empty() {
-            break;
+            match engine.embed_resumes_at() {
+                Some(t) => {
+                    std::thread::sleep(t.saturating_duration_since(Instant::now()));
+                    continue;
+                }
+                None => break,
+            }
         }
         let texts: Vec<&str> = jobs.iter().map(|j| j.text.as_str()).collect();
-        let vectors = embedder.embed(&texts)?;
-        done += jobs.len() as u64;
-        bar.advance(jobs.len() as u64, 0);
-        engine.apply_embeddings(jobs.into_iter().map(|j| j.hash).zip(vectors).collect())?;
+        let hashes: Vec<[u8; 32]> = jobs.iter().map(|j| j.hash).collect();
+        match embedder.embed(&texts) {
+            Ok(vectors) => {
+                done += jobs.len() as u64;
+                bar.advance(jobs.len() as u64, 0);
+                engine.apply_embeddings(hashes.into_iter().zip(vectors).collect())?;
+            }
+            Err(e) => engine.embeddings_failed(
+                &hashes,
+                &crate::engine::EmbedFailure::Batch(format!("{e:#}")),
+            ),
+        }
     }
     bar.finish();
     Ok(done)
@@ -251,6 +271,7 @@ fn backend(engine: &Engine) -> Backend {
         searcher: engine.searcher(),
         store: engine.store(),
         status: engine.status(),
+        embeds: Some(engine.shared_embed_queue()),
     }
 }
 
@@ -426,6 +447,7 @@ fn direct_backend(
         status,
         chunker,
         index_dir: index_dir.to_path_buf(),
+        embeds: None,
     })
 }
 

@@ -172,6 +172,15 @@ pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
         "embeddings:  {} cached, {} computed by this process, {} pending",
         s.embeddings_cached, s.embeddings_computed, s.embeddings_pending
     );
+    if s.embeddings_failing > 0 || s.embed_error.is_some() {
+        println!(
+            "             {} failing (retried with backoff): {}",
+            s.embeddings_failing,
+            s.embed_error
+                .as_deref()
+                .unwrap_or("set aside after repeated failures")
+        );
+    }
     if s.phase == crate::status::Phase::Scanning {
         println!("scan:        {}/{} files", s.scan_done, s.scan_total);
     }

@@ -176,6 +176,11 @@ fn run(
             let jobs = engine.next_embed_jobs(EMBED_BATCH)?;
             in_flight = !jobs.is_empty() && worker.jobs.send(jobs).is_ok();
         }
+        // Embedding paused after a failure: wake when it may run again.
+        let embed_resume = match engine.embed_resumes_at() {
+            Some(t) if embed.is_some() && !in_flight => crossbeam_channel::at(t),
+            _ => crossbeam_channel::never(),
+        };
         let done = embed
             .as_ref()
             .map(|w| w.done.clone())
@@ -211,15 +216,15 @@ fn run(
             recv(done) -> result => {
                 in_flight = false;
                 match result {
-                    Ok(Ok(vectors)) => engine.apply_embeddings(vectors)?,
-                    Ok(Err(e)) => {
-                        tracing::error!("embedding failed: {e:#}");
-                        engine.metrics().error("embed");
+                    Ok((hashes, Ok(vectors))) => {
+                        engine.apply_embeddings(hashes.into_iter().zip(vectors).collect())?
                     }
+                    Ok((hashes, Err(why))) => engine.embeddings_failed(&hashes, &why),
                     Err(_) => bail!("the embedding worker stopped"),
                 }
                 notify_status(engine);
             }
+            recv(embed_resume) -> _ => {}
             recv(control) -> msg => match msg {
                 Ok(Control::Reload(settings)) => {
                     let _ = sd_notify::notify(&[NotifyState::Reloading]);
@@ -495,9 +500,16 @@ fn log_batch(what: &str, s: &ReconcileStats) {
     );
 }
 
-type EmbedResult = Result<Vec<([u8; 32], Vec<f32>)>>;
+/// What the embedding worker sends back for one batch: its texts' hashes, and their vectors
+/// or why there are none.
+type EmbedResult = (
+    Vec<[u8; 32]>,
+    std::result::Result<Vec<Vec<f32>>, crate::engine::EmbedFailure>,
+);
 
 /// The thread that owns the indexing embedder; the engine feeds it one batch at a time.
+/// The model is loaded on the first batch (so a watcher is ready without waiting for it),
+/// and loaded again on the next batch if that failed.
 struct EmbedWorker {
     jobs: crossbeam_channel::Sender<Vec<crate::engine::EmbedJob>>,
     done: Receiver<EmbedResult>,
@@ -508,21 +520,37 @@ impl EmbedWorker {
         let Some(model) = engine.model().cloned() else {
             return Ok(None);
         };
-        let mut embedder = Embedder::load(&model)?;
         let metrics = engine.metrics();
         let (jobs, job_rx) = crossbeam_channel::bounded::<Vec<crate::engine::EmbedJob>>(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
         std::thread::Builder::new()
             .name("vigil-embed".into())
             .spawn(move || {
+                let mut embedder: Option<Embedder> = None;
                 for batch in job_rx {
+                    let hashes: Vec<[u8; 32]> = batch.iter().map(|j| j.hash).collect();
+                    if embedder.is_none() {
+                        match Embedder::load(&model) {
+                            Ok(e) => embedder = Some(e),
+                            Err(e) => {
+                                let why = crate::engine::EmbedFailure::Model(format!("{e:#}"));
+                                if done_tx.send((hashes, Err(why))).is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(model) = embedder.as_mut() else {
+                        continue;
+                    };
                     let texts: Vec<&str> = batch.iter().map(|j| j.text.as_str()).collect();
                     let started = std::time::Instant::now();
-                    let result = embedder
+                    let result = model
                         .embed(&texts)
-                        .map(|vectors| batch.iter().map(|j| j.hash).zip(vectors).collect());
+                        .map_err(|e| crate::engine::EmbedFailure::Batch(format!("{e:#}")));
                     crate::metrics::Metrics::time(&metrics.embed_seconds, started.elapsed());
-                    if done_tx.send(result).is_err() {
+                    if done_tx.send((hashes, result)).is_err() {
                         break;
                     }
                 }

@@ -83,6 +83,12 @@ pub struct StatusSnapshot {
     pub embeddings_computed: u64,
     /// Distinct chunk texts waiting for an embedding.
     pub embeddings_pending: u64,
+    /// Chunk texts whose embedding failed: waiting for a retry, or set aside.
+    #[serde(default)]
+    pub embeddings_failing: u64,
+    /// Why embedding last failed, until it recovers.
+    #[serde(default)]
+    pub embed_error: Option<String>,
     /// Scan progress of the current reconcile: files done / total.
     pub scan_done: u64,
     pub scan_total: u64,

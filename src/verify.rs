@@ -33,6 +33,8 @@ pub enum DiffKind {
     OrphanVector,
     /// The history does not explain the current record.
     HistoryGap,
+    /// A chunk without an embedding that nothing is computing (a lost embedding batch).
+    NoEmbedding,
 }
 
 /// One difference between the index and the disk.
@@ -175,6 +177,7 @@ pub fn verify(
     store: &Store,
     text: &TextIndex,
     vectors: Option<&VectorIndex>,
+    waiting: &dyn Fn(&[u8; 32]) -> bool,
     chunker: &Chunker,
     index_dir: &Path,
 ) -> Result<Vec<Difference>> {
@@ -225,7 +228,7 @@ pub fn verify(
             ));
         }
     }
-    check_chunks(&mut out, store, text, vectors, &records)?;
+    check_chunks(&mut out, store, text, vectors, waiting, &records)?;
     check_history(&mut out, store, &records)?;
     out.sort_by(|a, b| {
         a.path
@@ -304,6 +307,7 @@ fn check_chunks(
     store: &Store,
     text: &TextIndex,
     vectors: Option<&VectorIndex>,
+    waiting: &dyn Fn(&[u8; 32]) -> bool,
     records: &HashMap<Vec<u8>, FileRecord>,
 ) -> Result<()> {
     let mut owned: HashMap<u64, String> = HashMap::new();
@@ -373,6 +377,15 @@ fn check_chunks(
                         format!("chunk {id} has an embedding but no vector in the HNSW graph"),
                     ));
                 }
+            } else if !waiting(&c.hash) {
+                out.push(diff(
+                    DiffKind::NoEmbedding,
+                    c.path.clone(),
+                    format!(
+                        "chunk {id} (lines {}-{}) has no embedding and none is being computed",
+                        c.start_line, c.end_line
+                    ),
+                ));
             }
         }
         if vectors.len() > expected {

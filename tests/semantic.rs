@@ -114,3 +114,89 @@ fn a_watched_file_becomes_searchable_by_meaning() {
     });
     assert!(w.stop().success());
 }
+
+#[test]
+fn a_model_that_fails_to_load_loses_no_embedding_and_they_arrive_once_it_is_mended() {
+    let mut t = Tree::new(true);
+    let model = t.own_model(&["model.onnx"]);
+    let good = fs::read(model.join("model.onnx")).unwrap();
+    fs::write(model.join("model.onnx"), b"not an ONNX model").unwrap();
+    t.write("pets.md", CAT);
+    t.write("finance.md", TAX);
+    let w = t.watch();
+
+    // Text search is live; the status says embedding fails and why; nothing is lost.
+    assert_eq!(t.found("purrs", &["--mode", "text"]), vec!["pets.md"]);
+    let mut last = serde_json::Value::Null;
+    let failing = common::poll(|| {
+        last = t.status();
+        last["embed_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("model.onnx"))
+            && last["embeddings_pending"] == 2
+    });
+    assert!(failing, "status: {last}");
+    // Waiting chunks are not differences: verify finds none.
+    t.assert_verified("while the model is broken");
+
+    // Mend the model: the same texts are embedded on the next attempt (backoff ≤ 60 s).
+    fs::write(model.join("model.onnx.new"), &good).unwrap();
+    fs::rename(model.join("model.onnx.new"), model.join("model.onnx")).unwrap();
+    wait_for("the queued texts to be embedded", || {
+        let s = t.status();
+        s["embeddings_pending"] == 0 && s["embed_error"].is_null()
+    });
+    assert_eq!(
+        t.found(
+            "a feline resting on a rug",
+            &["--mode", "semantic", "--limit", "1"]
+        ),
+        vec!["pets.md"]
+    );
+    t.assert_verified("after the model was mended");
+    assert!(w.stop().success());
+}
+
+#[test]
+fn verify_reports_chunks_that_lost_their_embedding() {
+    // Chunks without vectors that no process is computing: here a text-only run added
+    // a file to an index built with embeddings.
+    let t = Tree::new(true);
+    t.write("pets.md", CAT);
+    t.write("finance.md", TAX);
+    t.index();
+    t.write(
+        "notes.md",
+        "Lighthouses guide ships along the rocky northern coast.\n",
+    );
+    // `--no-embed` indexes text only: notes.md has no embedding.
+    let out = t
+        .cmd()
+        .arg("--no-embed")
+        .args(["index", t.root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = t.run(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let diffs = common::json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        diffs.iter().any(
+            |d| d["kind"] == "no_embedding" && t.rel(d["path"].as_str().unwrap()) == "notes.md"
+        ),
+        "{diffs:?}"
+    );
+    // Repair embeds it.
+    t.ok(&["verify", "--repair"]);
+    assert_eq!(
+        t.found(
+            "beacons for boats near the shore",
+            &["--mode", "semantic", "--limit", "1"]
+        ),
+        vec!["notes.md"]
+    );
+}

@@ -141,7 +141,9 @@ pub fn ask(index_dir: &Path, request: &Request) -> Result<Option<Response>> {
                 .with_context(malformed)?
                 .differences,
         },
-        Request::Status => Response::Status(serde_json::from_slice(&body).with_context(malformed)?),
+        Request::Status => Response::Status(Box::new(
+            serde_json::from_slice(&body).with_context(malformed)?,
+        )),
         Request::Search(_) => {
             Response::Search(serde_json::from_slice(&body).with_context(malformed)?)
         }

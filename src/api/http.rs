@@ -355,7 +355,7 @@ async fn answer(s: AppState, request: Request) -> HttpResponse {
             error(status, message)
         }
         Ok(Response::Search(r)) => Json(r).into_response(),
-        Ok(Response::Status(r)) => Json(r).into_response(),
+        Ok(Response::Status(r)) => Json(*r).into_response(),
         Ok(Response::History { rows }) => Json(serde_json::json!({ "rows": rows })).into_response(),
         Ok(Response::Files { files }) => {
             Json(serde_json::json!({ "files": files })).into_response()

@@ -43,7 +43,7 @@ pub enum Request {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Response {
     Search(SearchResponse),
-    Status(StatusSnapshot),
+    Status(Box<StatusSnapshot>),
     History {
         rows: Vec<HistoryRow>,
     },
@@ -72,6 +72,8 @@ pub struct Backend {
     /// The chunking rules of this index (needed by verify only).
     pub chunker: Option<Arc<Chunker>>,
     pub index_dir: PathBuf,
+    /// The running engine's embedding queue (`None` when no process embeds).
+    pub embeds: Option<crate::engine::SharedEmbedQueue>,
 }
 
 impl Backend {
@@ -79,12 +81,17 @@ impl Backend {
     pub fn answer(&self, request: &Request) -> Response {
         let result = match request {
             Request::Search(req) => self.searcher.search(req).map(Response::Search),
-            Request::Status => Ok(Response::Status(self.status.get())),
+            Request::Status => Ok(Response::Status(Box::new(self.status.get()))),
             Request::Verify => match &self.chunker {
                 Some(chunker) => crate::verify::verify(
                     &self.store,
                     self.searcher.text(),
                     self.searcher.vectors(),
+                    &|hash| {
+                        self.embeds.as_ref().is_some_and(|q| {
+                            q.lock().unwrap_or_else(|p| p.into_inner()).contains(hash)
+                        })
+                    },
                     chunker,
                     &self.index_dir,
                 )

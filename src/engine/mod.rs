@@ -5,18 +5,23 @@
 //! and publishes [`StatusSnapshot`]s. It never knows whether the CLI, the socket server or a
 //! dashboard is asking.
 
+pub mod embed_queue;
 mod objects;
 mod reconcile;
 pub mod retry;
 
-use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+pub use embed_queue::EmbedFailure;
 pub use reconcile::{Progress, ReconcileStats};
+
+/// The embedding queue, shared read-only with `verify` (which must tell a chunk waiting for
+/// its vector from one that lost it).
+pub type SharedEmbedQueue = Arc<std::sync::Mutex<embed_queue::EmbedQueue>>;
 
 use crate::config::RootSpec;
 use crate::index::text::TextIndex;
@@ -64,8 +69,7 @@ pub struct Engine {
     scanner: Scanner,
     next_chunk_id: u64,
     /// Distinct chunk-text hashes without a cached embedding, oldest first.
-    embed_queue: VecDeque<[u8; 32]>,
-    embed_queued: HashSet<[u8; 32]>,
+    embeds: SharedEmbedQueue,
     status: StatusCell,
     /// Files per state: indexed, skipped, failed (indexed by `FileState as usize`).
     file_states: [u64; 3],
@@ -162,8 +166,7 @@ impl Engine {
             text: Arc::new(text),
             vectors: None,
             chunker: Arc::new(chunker),
-            embed_queue: VecDeque::new(),
-            embed_queued: HashSet::new(),
+            embeds: SharedEmbedQueue::default(),
             status: StatusCell::default(),
             file_states: [0; 3],
             metrics: Arc::new(Metrics::new()),
@@ -258,9 +261,16 @@ impl Engine {
     }
 
     fn queue_embedding(&mut self, hash: [u8; 32]) {
-        if self.embed_queued.insert(hash) {
-            self.embed_queue.push_back(hash);
-        }
+        self.embed_queue().push(hash);
+    }
+
+    fn embed_queue(&self) -> std::sync::MutexGuard<'_, embed_queue::EmbedQueue> {
+        self.embeds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The embedding queue, for readers (`verify`).
+    pub fn shared_embed_queue(&self) -> SharedEmbedQueue {
+        self.embeds.clone()
     }
 
     /// The metrics this engine records into.
@@ -296,28 +306,73 @@ impl Engine {
 
     /// Distinct chunk texts waiting for an embedding.
     pub fn embeddings_pending(&self) -> usize {
-        self.embed_queue.len()
+        self.embed_queue().len()
     }
 
-    /// The next up-to-`max` chunk texts to embed. Texts are read back from the text index;
-    /// hashes whose chunks have all gone since are dropped.
+    /// When the embedding queue, paused after a failure, may run again.
+    pub fn embed_resumes_at(&self) -> Option<std::time::Instant> {
+        self.embed_queue().paused_until()
+    }
+
+    /// The next up-to-`max` chunk texts to embed (none while paused after a failure, one at
+    /// a time while texts of a failed batch are retried). Texts are read back from the text
+    /// index; hashes whose chunks have all gone since are dropped.
     pub fn next_embed_jobs(&mut self, max: usize) -> Result<Vec<EmbedJob>> {
         let mut jobs = Vec::new();
-        while jobs.len() < max {
-            let Some(hash) = self.embed_queue.pop_front() else {
+        loop {
+            let hashes = self
+                .embed_queue()
+                .take(max - jobs.len(), std::time::Instant::now());
+            if hashes.is_empty() {
                 break;
-            };
-            self.embed_queued.remove(&hash);
-            let ids = self.store.chunk_ids_with_hash(&hash)?;
-            let docs = self.text.docs(&ids[..ids.len().min(1)])?;
-            if let Some(doc) = docs.into_values().next() {
-                let text = crate::pipeline::chunk::embedded_text(&doc.header, &doc.text);
-                if crate::pipeline::hash::text_hash(&text) == hash {
-                    jobs.push(EmbedJob { hash, text });
+            }
+            for hash in hashes {
+                let ids = self.store.chunk_ids_with_hash(&hash)?;
+                let docs = self.text.docs(&ids[..ids.len().min(1)])?;
+                let text = docs
+                    .into_values()
+                    .next()
+                    .map(|doc| crate::pipeline::chunk::embedded_text(&doc.header, &doc.text));
+                match text {
+                    Some(text) if crate::pipeline::hash::text_hash(&text) == hash => {
+                        jobs.push(EmbedJob { hash, text })
+                    }
+                    _ => self.embed_queue().dropped(&hash),
                 }
+            }
+            // A retried text goes alone; so does anything after it.
+            if jobs.len() >= max || !jobs.is_empty() {
+                break;
             }
         }
         Ok(jobs)
+    }
+
+    /// Puts the texts of a failed batch back in the queue (never dropped) and pauses
+    /// embedding on backoff; see [`embed_queue`]. Text search is not affected.
+    pub fn embeddings_failed(&mut self, hashes: &[[u8; 32]], why: &EmbedFailure) {
+        let set_aside = self
+            .embed_queue()
+            .failed(hashes, why, std::time::Instant::now());
+        tracing::error!(
+            texts = hashes.len(),
+            "embedding failed, will try again: {why}"
+        );
+        self.metrics.error("embed");
+        for hash in set_aside {
+            let paths: Vec<String> = self
+                .store
+                .chunk_ids_with_hash(&hash)
+                .and_then(|ids| self.store.chunks(&ids))
+                .map(|cs| {
+                    cs.into_iter()
+                        .map(|(_, c)| format!("{}:{}-{}", c.path, c.start_line, c.end_line))
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::error!(chunks = ?paths, "this text failed {} times on its own and is set aside until it changes or vigil restarts: {why}", embed_queue::MAX_TEXT_ATTEMPTS);
+        }
+        self.publish(Phase::Embedding);
     }
 
     /// Stores computed embeddings (one redb transaction) and adds them to the vector index
@@ -327,6 +382,8 @@ impl Engine {
             return Ok(());
         }
         self.store.put_vectors(&vectors)?;
+        self.embed_queue()
+            .succeeded(vectors.iter().map(|(h, _)| *h));
         if let Some(index) = &self.vectors {
             for (hash, vector) in &vectors {
                 for id in self.store.chunk_ids_with_hash(hash)? {
@@ -337,7 +394,7 @@ impl Engine {
         let n = vectors.len() as u64;
         self.metrics.embeddings_computed.inc_by(n);
         self.status.update(|s| s.embeddings_computed += n);
-        self.publish(if self.embed_queue.is_empty() {
+        self.publish(if self.embed_queue().is_empty() {
             Phase::Watching
         } else {
             Phase::Embedding
@@ -363,7 +420,14 @@ impl Engine {
         let counts = self.store.counts().unwrap_or_default();
         let [indexed, skipped, failed] = self.file_states;
         let config = &self.config;
-        let pending = self.embed_queue.len() as u64;
+        let (pending, failing, embed_error) = {
+            let q = self.embed_queue();
+            (
+                q.len() as u64,
+                q.failing() as u64,
+                q.last_error().map(str::to_string),
+            )
+        };
         let text_docs = self.text.num_docs();
         self.metrics.files.set(indexed as i64);
         self.metrics.chunks.set(counts.chunks as i64);
@@ -383,6 +447,8 @@ impl Engine {
             s.text_docs = text_docs;
             s.embeddings_cached = counts.vectors;
             s.embeddings_pending = pending;
+            s.embeddings_failing = failing;
+            s.embed_error = embed_error;
             s.pid = std::process::id();
         });
     }

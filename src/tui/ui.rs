@@ -107,6 +107,13 @@ fn phase_label(app: &App, theme: &Theme) -> Span<'static> {
     match s.phase {
         Phase::Starting => Span::styled("starting", theme.dim()),
         Phase::Scanning => Span::styled("scanning", theme.fg(Color::Yellow)),
+        Phase::Embedding if s.embed_error.is_some() => Span::styled(
+            format!(
+                "embedding failing, retrying ({} chunks pending)",
+                s.embeddings_pending
+            ),
+            theme.bad(),
+        ),
         Phase::Embedding => Span::styled(
             format!(
                 "embedding catch-up ({} chunks pending)",
@@ -623,6 +630,7 @@ mod tests {
             last_error: None,
             remotes: Vec::new(),
             pid: 4242,
+            ..StatusSnapshot::default()
         }
     }
 

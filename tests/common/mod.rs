@@ -115,13 +115,14 @@ impl Tree {
                 "VIGIL_LOG",
                 std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info".into()),
             );
-        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         if self.embed {
             c.env("VIGIL_MODEL_DIR", model_dir());
         } else {
             c.arg("--no-embed");
             c.env_remove("VIGIL_MODEL_DIR");
         }
+        // Last, so a test can point at another model.
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -233,6 +234,33 @@ impl Tree {
             .spawn()
             .unwrap();
         Watcher { child, log }
+    }
+
+    /// `vigil status --json` (asserting success).
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
+    }
+
+    /// A copy of the real model in this tree's temporary directory, used by every `vigil`
+    /// command from now on, so a test can break and mend it. Files are symlinked except
+    /// the ones named in `copied`.
+    pub fn own_model(&mut self, copied: &[&str]) -> PathBuf {
+        let real = model_dir();
+        let dir = self.tmp.path().join("model");
+        fs::create_dir_all(&dir).unwrap();
+        for entry in fs::read_dir(&real).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            let to = dir.join(&name);
+            if copied.iter().any(|c| name == std::ffi::OsStr::new(c)) {
+                fs::copy(entry.path(), &to).unwrap();
+            } else {
+                std::os::unix::fs::symlink(entry.path(), &to).unwrap();
+            }
+        }
+        self.env
+            .push(("VIGIL_MODEL_DIR".into(), dir.to_str().unwrap().into()));
+        dir
     }
 
     /// Waits until the watcher's initial reconcile is done.
