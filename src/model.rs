@@ -115,6 +115,25 @@ impl ModelFiles {
     pub fn tokenizer(&self) -> PathBuf {
         self.dir.join("tokenizer.json")
     }
+    /// What decides the vector space: the blake3 of the model and tokenizer files, the
+    /// pooling and the dimensions, e.g.
+    /// `mean-pooled 384 dims; model.onnx 8199be6f…; tokenizer.json be50c362…` (hashes cut to
+    /// 16 hex digits). Vectors made under another identity are not comparable. Reads both
+    /// files (~25 MB, ~15 ms).
+    ///
+    /// Errors: a file cannot be read (named in the message).
+    pub fn identity(&self) -> Result<String> {
+        let mut parts = vec![format!("mean-pooled {MODEL_DIMS} dims")];
+        for path in [self.onnx(), self.tokenizer()] {
+            let bytes =
+                fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let hash = blake3::hash(&bytes).to_hex();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            parts.push(format!("{name} {}", &hash[..16]));
+        }
+        Ok(parts.join("; "))
+    }
+
     /// The model-directory files vigil reads, in display order.
     pub fn listed(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = ["model.onnx", "tokenizer.json", "config.json"]

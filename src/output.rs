@@ -172,6 +172,9 @@ pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
         "embeddings:  {} cached, {} computed by this process, {} pending",
         s.embeddings_cached, s.embeddings_computed, s.embeddings_pending
     );
+    if let Some(note) = &s.embed_note {
+        println!("             {note}");
+    }
     if s.embeddings_failing > 0 || s.embed_error.is_some() {
         println!(
             "             {} failing (retried with backoff): {}",

@@ -89,6 +89,9 @@ pub struct StatusSnapshot {
     /// Why embedding last failed, until it recovers.
     #[serde(default)]
     pub embed_error: Option<String>,
+    /// What the embedding catch-up is for, when it is not routine (e.g. the model changed).
+    #[serde(default)]
+    pub embed_note: Option<String>,
     /// Scan progress of the current reconcile: files done / total.
     pub scan_done: u64,
     pub scan_total: u64,

@@ -356,6 +356,19 @@ impl Store {
         Ok(())
     }
 
+    /// Drops every cached embedding (they belong to another model) and bumps the generation,
+    /// so an HNSW snapshot of them is never loaded again.
+    pub fn clear_vectors(&self) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            tx.delete_table(VECTORS)?;
+            tx.open_table(VECTORS)?;
+            bump(&mut tx.open_table(META)?, GENERATION, 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Paths left in the write-ahead intent table by an interrupted batch.
     pub fn pending(&self) -> Result<Vec<Vec<u8>>> {
         let tx = self.db.begin_read()?;

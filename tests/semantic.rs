@@ -200,3 +200,39 @@ fn verify_reports_chunks_that_lost_their_embedding() {
         vec!["notes.md"]
     );
 }
+
+#[test]
+fn another_model_never_reuses_the_old_models_vectors() {
+    let mut t = Tree::new(true);
+    let model = t.own_model(&["tokenizer.json"]);
+    t.write("pets.md", CAT);
+    t.write("finance.md", TAX);
+    assert!(t.index().contains("embeddings: 2 computed"));
+    assert!(
+        t.index().contains("embeddings: 0 computed"),
+        "unchanged model: cache reused"
+    );
+
+    // Another tokenizer file means another model: cached vectors are not comparable.
+    let mut tokenizer = fs::read(model.join("tokenizer.json")).unwrap();
+    tokenizer.extend_from_slice(b"\n");
+    fs::write(model.join("tokenizer.json"), tokenizer).unwrap();
+    let out = t.run(&["index", t.root.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("embeddings: 2 computed"),
+        "{stdout}{stderr}"
+    );
+    assert!(stderr.contains("the embedding model changed"), "{stderr}");
+    assert_eq!(t.status()["embeddings_cached"], 2, "old vectors are gone");
+    assert_eq!(
+        t.found(
+            "a feline resting on a rug",
+            &["--mode", "semantic", "--limit", "1"]
+        ),
+        vec!["pets.md"]
+    );
+    t.assert_verified("after re-embedding");
+}

@@ -181,6 +181,7 @@ impl Engine {
         engine.save_settings()?;
         engine.file_states = count_states(&engine.store)?;
         if engine.config.model.is_some() {
+            engine.check_model()?;
             engine.vectors = Some(Arc::new(engine.load_vectors()?));
             engine.queue_missing_embeddings()?;
         }
@@ -234,6 +235,38 @@ impl Engine {
                 .set_setting("chunker", self.chunker.fingerprint())?;
         }
         Ok(())
+    }
+
+    /// Compares the model's identity with the one that made the cached vectors. When it
+    /// changed, they are dropped: every chunk is embedded again in the background while text
+    /// search goes on, and the status says so.
+    fn check_model(&mut self) -> Result<()> {
+        let Some(model) = &self.config.model else {
+            return Ok(());
+        };
+        let identity = model.identity()?;
+        let stored = self.store.setting("model")?;
+        if stored.as_deref() == Some(identity.as_str()) {
+            return Ok(());
+        }
+        let cached = self.store.counts()?.vectors;
+        // An index from before identities were recorded: assume its vectors are this model's.
+        if stored.is_some() && cached > 0 {
+            tracing::warn!(
+                before = stored.as_deref().unwrap_or("unrecorded"),
+                now = %identity,
+                cached,
+                "the embedding model changed: its vectors are not comparable with the cached \
+                 ones, so every chunk is embedded again in the background (text search works \
+                 meanwhile)"
+            );
+            self.store.clear_vectors()?;
+            self.status.update(|s| {
+                s.embed_note =
+                    Some("the model changed: every chunk is being embedded again".to_string())
+            });
+        }
+        self.store.set_setting("model", &identity)
     }
 
     /// The vector index: the saved snapshot if it matches the store generation, else rebuilt
@@ -394,6 +427,9 @@ impl Engine {
         let n = vectors.len() as u64;
         self.metrics.embeddings_computed.inc_by(n);
         self.status.update(|s| s.embeddings_computed += n);
+        if self.embed_queue().is_empty() {
+            self.status.update(|s| s.embed_note = None);
+        }
         self.publish(if self.embed_queue().is_empty() {
             Phase::Watching
         } else {
