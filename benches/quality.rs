@@ -352,6 +352,7 @@ fn open_index(
 ) -> Engine {
     let embed = if model.is_some() { "embed" } else { "text" };
     let config = EngineConfig {
+        retention: Default::default(),
         index_dir: base
             .join("index")
             .join(format!("{}-{layout}-{embed}", c.name)),

@@ -61,6 +61,7 @@ fn main() {
             ..Default::default()
         };
         let mut engine = Engine::open(EngineConfig {
+            retention: Default::default(),
             index_dir: tmp.path().join(format!("index-{downloads}")),
             roots: vec![vigil::config::RootSpec::plain(root.clone())],
             max_file_size: 10 * 1024 * 1024,

@@ -149,6 +149,7 @@ fn open_engine(cli: &Cli, file: &ConfigFile, settings: &Settings) -> Result<Engi
         max_file_size: settings.max_file_size,
         model,
         s3: settings.s3.clone(),
+        retention: settings.retention,
     })
 }
 
@@ -175,6 +176,7 @@ fn index(cli: &Cli, flags: &Overrides) -> Result<()> {
     } else {
         0
     };
+    engine.collect_garbage()?;
     engine.checkpoint()?;
     output::summary(&stats, computed, started.elapsed());
     if !remote_errors.is_empty() {
@@ -537,6 +539,7 @@ fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<
         listen: None,
         listen_public: false,
         s3: settings.s3,
+        retention: config::retention(file.retention.as_ref())?,
     };
     let mut engine = open_engine(cli, &file, &settings)?;
     let mut keys: Vec<Vec<u8>> = differences

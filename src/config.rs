@@ -91,6 +91,62 @@ pub struct ConfigFile {
     pub listen_public: Option<bool>,
     /// How object-storage (`s3://`) roots are reached and polled.
     pub s3: Option<S3File>,
+    /// How long history and unused embeddings are kept.
+    pub retention: Option<RetentionFile>,
+}
+
+/// `[retention]` in the configuration file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionFile {
+    /// History rows older than this are removed, e.g. "90d".
+    pub history_max_age: Option<String>,
+    /// At most this many history rows are kept (the newest).
+    pub history_max_rows: Option<u64>,
+    /// An embedding no chunk uses any more is kept this long, so that a revert reuses it,
+    /// e.g. "24h".
+    pub unused_embeddings: Option<String>,
+}
+
+/// How long history and unused embeddings are kept (see `engine::retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub history_max_age: std::time::Duration,
+    pub history_max_rows: u64,
+    pub unused_embeddings: std::time::Duration,
+}
+
+impl Default for Retention {
+    /// 90 days and 1,000,000 rows of history; unused embeddings for 24 hours.
+    fn default() -> Self {
+        Self {
+            history_max_age: std::time::Duration::from_secs(90 * 24 * 3600),
+            history_max_rows: 1_000_000,
+            unused_embeddings: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The `[retention]` table over the defaults.
+///
+/// Errors: a duration that does not parse (named by key).
+pub fn retention(file: Option<&RetentionFile>) -> Result<Retention> {
+    let mut r = Retention::default();
+    let Some(file) = file else { return Ok(r) };
+    let duration = |key: &str, text: &str| {
+        humantime::parse_duration(text)
+            .map_err(|e| anyhow::anyhow!("retention.{key} = {text:?}: {e}"))
+    };
+    if let Some(t) = &file.history_max_age {
+        r.history_max_age = duration("history_max_age", t)?;
+    }
+    if let Some(n) = file.history_max_rows {
+        r.history_max_rows = n;
+    }
+    if let Some(t) = &file.unused_embeddings {
+        r.unused_embeddings = duration("unused_embeddings", t)?;
+    }
+    Ok(r)
 }
 
 /// `[s3]` in the configuration file. Credentials are never read from here: they come from
@@ -153,6 +209,7 @@ fn validate(file: &ConfigFile) -> Result<()> {
     if let Some(size) = &file.max_file_size {
         size_bytes(size)?;
     }
+    retention(file.retention.as_ref())?;
     if let Some(s3) = &file.s3 {
         if let Some(text) = &s3.poll_interval {
             poll_interval_ms(text)?;
@@ -201,6 +258,7 @@ pub struct Settings {
     pub listen_public: bool,
     /// How object-storage roots are reached and polled.
     pub s3: crate::s3::S3Options,
+    pub retention: Retention,
 }
 
 impl Settings {
@@ -293,6 +351,7 @@ pub fn settings(file: &ConfigFile, flags: &Overrides) -> Result<Settings> {
         listen: flags.listen.or(file.listen),
         listen_public: flags.listen_public || file.listen_public == Some(true),
         s3,
+        retention: retention(file.retention.as_ref())?,
     })
 }
 
@@ -374,6 +433,10 @@ mod tests {
             ("workers = 0\n", "workers"),
             ("max_file_size = \"ten\"\n", "max_file_size"),
             ("listen = \"0.0.0.0:7000\"\n", "not loopback"),
+            (
+                "[retention]\nhistory_max_age = \"soon\"\n",
+                "history_max_age",
+            ),
         ] {
             std::fs::write(&path, text).unwrap();
             let err = format!("{:#}", load_file(&path).unwrap_err());

@@ -184,6 +184,20 @@ pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
                 .unwrap_or("set aside after repeated failures")
         );
     }
+    if let Some(d) = &s.disk {
+        let t = &d.store_tables;
+        println!(
+            "disk:        {} in all: store {} (files {}, chunks {}, embeddings {}, history {}), text {}, vector snapshot {}",
+            bytes(d.total),
+            bytes(d.store_file),
+            bytes(t.files),
+            bytes(t.chunks),
+            bytes(t.vectors),
+            bytes(t.history),
+            bytes(d.text),
+            bytes(d.vectors_snapshot)
+        );
+    }
     if s.phase == crate::status::Phase::Scanning {
         println!("scan:        {}/{} files", s.scan_done, s.scan_total);
     }

@@ -144,6 +144,8 @@ fn run(
         .map(|d| crossbeam_channel::tick(d / 2))
         .unwrap_or_else(crossbeam_channel::never);
     let mut in_flight = false;
+    engine.collect_garbage()?;
+    let gc_tick = crossbeam_channel::tick(crate::engine::GC_INTERVAL);
     let mut poll_tick = poll_ticker(&watcher);
     // Roots whose watch died (the root itself was deleted or moved): checked once a second,
     // watched again when they exist. A root re-created before the check is caught too.
@@ -240,6 +242,9 @@ fn run(
                 }
                 _ => return Ok(()),
             },
+            recv(gc_tick) -> _ => {
+                engine.collect_garbage()?;
+            }
             recv(watchdog) -> _ => {
                 let _ = sd_notify::notify(&[NotifyState::Watchdog]);
             }
@@ -342,6 +347,7 @@ fn reload(
 ) -> Result<(watch::Watcher, Receiver<watch::WatchBatch>)> {
     tracing::info!(roots = ?settings.roots.iter().map(|r| &r.path).collect::<Vec<_>>(), "reloading the configuration");
     engine.reconfigure(&settings.roots, settings.max_file_size, &settings.s3)?;
+    engine.set_retention(settings.retention);
     let remotes: Vec<String> = engine
         .remote_roots()
         .iter()

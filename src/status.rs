@@ -112,6 +112,47 @@ pub struct StatusSnapshot {
     pub remotes: Vec<RemoteStatus>,
     /// Process id of the process that owns the index.
     pub pid: u32,
+    /// Disk usage, measured when `status` is asked (not kept up to date otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskUsage>,
+}
+
+/// Bytes the index takes on disk, by part.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DiskUsage {
+    /// Bytes of all files in the index directory.
+    pub total: u64,
+    /// `index.redb`: the file, and the live data of its tables.
+    pub store_file: u64,
+    pub store_tables: crate::store::TableBytes,
+    /// The tantivy directory.
+    pub text: u64,
+    /// The HNSW snapshot.
+    pub vectors_snapshot: u64,
+}
+
+impl DiskUsage {
+    /// Measures the index in `dir` (walks the directory; reads table statistics).
+    ///
+    /// Errors: the store's statistics cannot be read.
+    pub fn measure(dir: &std::path::Path, store: &crate::store::Store) -> anyhow::Result<Self> {
+        fn tree_bytes(p: &std::path::Path) -> u64 {
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                    .map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum())
+                    .unwrap_or(0),
+                Ok(m) if m.is_file() => m.len(),
+                _ => 0,
+            }
+        }
+        Ok(Self {
+            total: tree_bytes(dir),
+            store_file: tree_bytes(&dir.join("index.redb")),
+            store_tables: store.table_bytes()?,
+            text: tree_bytes(&dir.join("text")),
+            vectors_snapshot: crate::index::vector::VectorIndex::snapshot_bytes(dir),
+        })
+    }
 }
 
 /// A snapshot cell shared between the engine (writer) and readers. Readers that want to

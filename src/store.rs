@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use redb::{
-    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    ReadableTableMetadata, TableDefinition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,9 @@ const CHUNKS_BY_HASH: MultimapTableDefinition<&[u8; 32], u64> =
 const VECTORS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("vectors");
 /// sequence number → JSON [`HistoryRow`].
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
+/// blake3 of chunk text → when (ms since the epoch) garbage collection first saw its
+/// embedding unused by any chunk.
+const UNUSED_VECTORS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("unused_vectors");
 /// Paths whose derived-index update may be in flight (write-ahead intent, see ARCHITECTURE.md).
 const PENDING: TableDefinition<&[u8], ()> = TableDefinition::new("pending");
 /// Counters and settings: schema_version, generation, next_chunk_id, next_history_seq.
@@ -46,7 +49,8 @@ const NEXT_HISTORY_SEQ: &str = "next_history_seq";
 
 /// The redb database of one index directory.
 pub struct Store {
-    db: Database,
+    /// Read-locked by every transaction start; write-locked only to compact the file.
+    db: std::sync::RwLock<Database>,
 }
 
 /// The records directly in a directory, and the names of its subdirectories with records.
@@ -77,6 +81,15 @@ pub struct StoreBatch {
 /// Figures about the store, cheap to compute (table lengths).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StoreCounts {
+    pub files: u64,
+    pub chunks: u64,
+    pub vectors: u64,
+    pub history: u64,
+}
+
+/// Bytes of live data per table, as [`Store::table_bytes`] measures them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableBytes {
     pub files: u64,
     pub chunks: u64,
     pub vectors: u64,
@@ -116,13 +129,13 @@ impl Store {
                 }
             }
         };
-        let store = Self { db };
+        let store = Self { db: db.into() };
         store.init_schema(&path)?;
         Ok(store)
     }
 
     fn init_schema(&self, path: &Path) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let version = meta.get("schema_version")?.map(|v| v.value());
@@ -144,13 +157,18 @@ impl Store {
             tx.open_table(HISTORY)?;
             tx.open_table(PENDING)?;
             tx.open_table(META_STR)?;
+            tx.open_table(UNUSED_VECTORS)?;
         }
         tx.commit()?;
         Ok(())
     }
 
+    fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn meta(&self, key: &str) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         Ok(tx
             .open_table(META)?
             .get(key)?
@@ -171,7 +189,7 @@ impl Store {
 
     /// A string setting (e.g. `chunker`), if set.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         Ok(tx
             .open_table(META_STR)?
             .get(key)?
@@ -180,7 +198,7 @@ impl Store {
 
     /// Sets a string setting.
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db().begin_write()?;
         tx.open_table(META_STR)?.insert(key, value)?;
         tx.commit()?;
         Ok(())
@@ -188,7 +206,7 @@ impl Store {
 
     /// The record of one file.
     pub fn file(&self, path: &[u8]) -> Result<Option<FileRecord>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(FILES)?;
         match table.get(path)? {
             Some(v) => Ok(Some(from_json(v.value(), "file")?)),
@@ -198,7 +216,7 @@ impl Store {
 
     /// Records at `prefix` itself or below it (`prefix/…`), sorted by path.
     pub fn files_under(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, FileRecord)>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(FILES)?;
         let mut out = Vec::new();
         if let Some(v) = table.get(prefix)? {
@@ -223,7 +241,7 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, FileRecord)>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(FILES)?;
         let mut start = prefix.to_vec();
         start.push(b'/');
@@ -244,7 +262,7 @@ impl Store {
     /// names of its subdirectories that hold records. Seeks past each subdirectory, so the
     /// cost grows with the number of children, not with the size of the subtree.
     pub fn children(&self, dir: &[u8]) -> Result<Children> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(FILES)?;
         let mut prefix = dir.to_vec();
         prefix.push(b'/');
@@ -277,7 +295,7 @@ impl Store {
 
     /// Every file record, sorted by path.
     pub fn all_files(&self) -> Result<Vec<(Vec<u8>, FileRecord)>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(FILES)?;
         table
             .iter()?
@@ -290,7 +308,7 @@ impl Store {
 
     /// Chunk metadata by id; missing ids are left out.
     pub fn chunks(&self, ids: &[u64]) -> Result<Vec<(u64, ChunkRecord)>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(CHUNKS)?;
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
@@ -303,7 +321,7 @@ impl Store {
 
     /// Calls `f(id, record)` for every chunk, in id order.
     pub fn for_each_chunk(&self, mut f: impl FnMut(u64, ChunkRecord)) -> Result<()> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         for item in tx.open_table(CHUNKS)?.iter()? {
             let (k, v) = item?;
             f(k.value(), from_json(v.value(), "chunk")?);
@@ -313,28 +331,28 @@ impl Store {
 
     /// Ids of the chunks whose text hashes to `hash`.
     pub fn chunk_ids_with_hash(&self, hash: &[u8; 32]) -> Result<Vec<u64>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_multimap_table(CHUNKS_BY_HASH)?;
         table.get(hash)?.map(|v| Ok(v?.value())).collect()
     }
 
     /// Which of `hashes` already have a cached embedding.
     pub fn has_vectors(&self, hashes: &[[u8; 32]]) -> Result<Vec<bool>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(VECTORS)?;
         hashes.iter().map(|h| Ok(table.get(h)?.is_some())).collect()
     }
 
     /// The cached embedding of a chunk text, if any (f32 × dims).
     pub fn vector(&self, hash: &[u8; 32]) -> Result<Option<Vec<f32>>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(VECTORS)?;
         Ok(table.get(hash)?.map(|v| decode_vector(v.value())))
     }
 
     /// Calls `f(hash, vector)` for every cached embedding.
     pub fn for_each_vector(&self, mut f: impl FnMut(&[u8; 32], Vec<f32>)) -> Result<()> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         for item in tx.open_table(VECTORS)?.iter()? {
             let (k, v) = item?;
             f(k.value(), decode_vector(v.value()));
@@ -344,7 +362,7 @@ impl Store {
 
     /// Stores embeddings (a cache keyed by chunk-text hash) and bumps the generation.
     pub fn put_vectors(&self, vectors: &[([u8; 32], Vec<f32>)]) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut table = tx.open_table(VECTORS)?;
             for (hash, vector) in vectors {
@@ -359,7 +377,7 @@ impl Store {
     /// Drops every cached embedding (they belong to another model) and bumps the generation,
     /// so an HNSW snapshot of them is never loaded again.
     pub fn clear_vectors(&self) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             tx.delete_table(VECTORS)?;
             tx.open_table(VECTORS)?;
@@ -369,9 +387,121 @@ impl Store {
         Ok(())
     }
 
+    /// Garbage collection of embeddings no chunk uses: marks newly unused ones with `now_ms`,
+    /// forgets marks of ones used again, and removes those unused since before
+    /// `now_ms - grace_ms`. Returns (unused kept, removed).
+    pub fn collect_unused_vectors(&self, now_ms: u64, grace_ms: u64) -> Result<(u64, u64)> {
+        let tx = self.db().begin_write()?;
+        let (mut kept, mut removed) = (0, 0);
+        {
+            let mut vectors = tx.open_table(VECTORS)?;
+            let by_hash = tx.open_multimap_table(CHUNKS_BY_HASH)?;
+            let mut unused = tx.open_table(UNUSED_VECTORS)?;
+            let mut seen: Vec<([u8; 32], Option<u64>)> = Vec::new();
+            for item in vectors.iter()? {
+                let (k, _) = item?;
+                let hash = *k.value();
+                let used = by_hash.get(&hash)?.next().is_some();
+                let since = unused.get(&hash)?.map(|v| v.value());
+                if used {
+                    if since.is_some() {
+                        seen.push((hash, None));
+                    }
+                } else {
+                    seen.push((hash, Some(since.unwrap_or(now_ms))));
+                }
+            }
+            for (hash, since) in seen {
+                match since {
+                    None => {
+                        unused.remove(&hash)?;
+                    }
+                    Some(t) if now_ms.saturating_sub(t) >= grace_ms => {
+                        vectors.remove(&hash)?;
+                        unused.remove(&hash)?;
+                        removed += 1;
+                    }
+                    Some(t) => {
+                        unused.insert(&hash, t)?;
+                        kept += 1;
+                    }
+                }
+            }
+        }
+        // No generation bump: the HNSW graph holds only vectors of live chunks, so its
+        // snapshot stays valid.
+        tx.commit()?;
+        Ok((kept, removed))
+    }
+
+    /// Removes history rows older than `min_time_ms`, and the oldest rows beyond `max_rows`.
+    /// Returns how many were removed.
+    pub fn prune_history(&self, min_time_ms: u64, max_rows: u64) -> Result<u64> {
+        let tx = self.db().begin_write()?;
+        let mut removed = 0;
+        {
+            let mut history = tx.open_table(HISTORY)?;
+            let excess = history.len()?.saturating_sub(max_rows);
+            let mut doomed = Vec::new();
+            for item in history.iter()? {
+                let (k, v) = item?;
+                let old = (doomed.len() as u64) < excess
+                    || from_json::<HistoryRow>(v.value(), "history")?.time_ms < min_time_ms;
+                if !old {
+                    // Rows are in time order: the rest are newer.
+                    break;
+                }
+                doomed.push(k.value());
+            }
+            for seq in doomed {
+                history.remove(&seq)?;
+                removed += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Compacts the file when at least half of it is free pages (after garbage collection),
+    /// so the index gives disk space back. Waits for readers to finish their call; returns
+    /// whether it compacted (`false` when little is free, or a reader holds a transaction).
+    pub fn compact_if_worthwhile(&self) -> Result<bool> {
+        let (stored, total) = {
+            let tx = self.db().begin_write()?;
+            let stats = tx.stats()?;
+            let total = stats.allocated_pages() * stats.page_size() as u64;
+            let stored = stats.stored_bytes() + stats.metadata_bytes();
+            tx.abort()?;
+            (stored, total)
+        };
+        if total < 1 << 20 || stored * 2 > total {
+            return Ok(false);
+        }
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        match db.compact() {
+            Ok(done) => Ok(done),
+            Err(redb::CompactionError::TransactionInProgress) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Bytes of live data per table (keys, values and their share of tree pages).
+    pub fn table_bytes(&self) -> Result<TableBytes> {
+        let tx = self.db().begin_read()?;
+        Ok(TableBytes {
+            files: tx.open_table(FILES)?.stats()?.stored_bytes(),
+            chunks: tx.open_table(CHUNKS)?.stats()?.stored_bytes()
+                + tx.open_multimap_table(CHUNKS_BY_HASH)?
+                    .stats()?
+                    .stored_bytes(),
+            vectors: tx.open_table(VECTORS)?.stats()?.stored_bytes(),
+            history: tx.open_table(HISTORY)?.stats()?.stored_bytes(),
+        })
+    }
+
     /// Paths left in the write-ahead intent table by an interrupted batch.
     pub fn pending(&self) -> Result<Vec<Vec<u8>>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(PENDING)?;
         table
             .iter()?
@@ -382,7 +512,7 @@ impl Store {
     /// Records the intent to change these paths in the derived indexes (step 1 of the commit
     /// protocol). Durable before the derived indexes are touched.
     pub fn mark_pending(&self, paths: &[Vec<u8>]) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db().begin_write()?;
         {
             let mut table = tx.open_table(PENDING)?;
             for p in paths {
@@ -396,7 +526,7 @@ impl Store {
     /// Applies one batch atomically and clears the intent of `pending` paths (step 3 of the
     /// commit protocol). Returns the new generation.
     pub fn apply(&self, batch: &StoreBatch, pending: &[Vec<u8>]) -> Result<u64> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db().begin_write()?;
         let generation;
         {
             let mut files = tx.open_table(FILES)?;
@@ -438,7 +568,7 @@ impl Store {
 
     /// History rows, newest first; with `path`, only rows about it or below it.
     pub fn history(&self, path: Option<&[u8]>, limit: usize) -> Result<Vec<HistoryRow>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         let table = tx.open_table(HISTORY)?;
         let mut out = Vec::new();
         for item in table.iter()?.rev() {
@@ -456,7 +586,7 @@ impl Store {
 
     /// Table sizes.
     pub fn counts(&self) -> Result<StoreCounts> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db().begin_read()?;
         Ok(StoreCounts {
             files: tx.open_table(FILES)?.len()?,
             chunks: tx.open_table(CHUNKS)?.len()?,
@@ -473,7 +603,7 @@ fn create_atomically(path: &Path) -> Result<()> {
     let _ = std::fs::remove_file(&partial);
     let db = Database::create(&partial)
         .with_context(|| format!("{}: cannot create", partial.display()))?;
-    let store = Store { db };
+    let store = Store { db: db.into() };
     store.init_schema(&partial)?;
     drop(store);
     // A hard link never replaces: if another process created the index meanwhile, keep it.

@@ -81,7 +81,13 @@ impl Backend {
     pub fn answer(&self, request: &Request) -> Response {
         let result = match request {
             Request::Search(req) => self.searcher.search(req).map(Response::Search),
-            Request::Status => Ok(Response::Status(Box::new(self.status.get()))),
+            Request::Status => {
+                let mut status = self.status.get();
+                crate::status::DiskUsage::measure(&self.index_dir, &self.store).map(|disk| {
+                    status.disk = Some(disk);
+                    Response::Status(Box::new(status))
+                })
+            }
             Request::Verify => match &self.chunker {
                 Some(chunker) => crate::verify::verify(
                     &self.store,

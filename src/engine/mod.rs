@@ -8,6 +8,7 @@
 pub mod embed_queue;
 mod objects;
 mod reconcile;
+mod retention;
 pub mod retry;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use anyhow::{Context, Result};
 
 pub use embed_queue::EmbedFailure;
 pub use reconcile::{Progress, ReconcileStats};
+pub use retention::{GC_INTERVAL, GcStats};
 
 /// The embedding queue, shared read-only with `verify` (which must tell a chunk waiting for
 /// its vector from one that lost it).
@@ -47,6 +49,8 @@ pub struct EngineConfig {
     pub model: Option<ModelFiles>,
     /// How `s3://` roots are reached (stored, so `verify` can list them again).
     pub s3: crate::s3::S3Options,
+    /// How long history and unused embeddings are kept.
+    pub retention: crate::config::Retention,
 }
 
 /// How long a writer waits for another process (e.g. a `vigil status` reading the index
