@@ -31,7 +31,7 @@ pub enum Control {
     /// Stop after the batch in flight (a long reconcile stops between slices).
     Stop,
     /// Apply new settings: roots, globs, size limit, debounce.
-    Reload(Settings),
+    Reload(Box<Settings>),
 }
 
 /// A running engine thread.
@@ -49,7 +49,7 @@ pub struct Reloader(Sender<Control>);
 impl Reloader {
     /// Asks the engine to apply `settings` after the batch in flight.
     pub fn reload(&self, settings: Settings) {
-        let _ = self.0.send(Control::Reload(settings));
+        let _ = self.0.send(Control::Reload(Box::new(settings)));
     }
 }
 
@@ -233,7 +233,7 @@ fn run(
                     debounce = Duration::from_millis(settings.debounce_ms);
                     mode = settings.watch_mode();
                     drop(pollers);
-                    (watcher, changes) = reload(engine, watcher, changes, settings)?;
+                    (watcher, changes) = reload(engine, watcher, changes, *settings)?;
                     pollers = Pollers::start(engine)?;
                     poll_tick = poll_ticker(&watcher);
                     if engine.is_live() {
