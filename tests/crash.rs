@@ -122,3 +122,73 @@ fn twenty_kill_9s_during_indexing_and_watching_then_verify_is_clean() {
         t.assert_verified(&format!("round {round}"));
     }
 }
+
+/// Distinct sentences, so every note needs its own embedding.
+fn note(i: usize, round: usize) -> String {
+    const SUBJECTS: [&str; 6] = [
+        "The ferry",
+        "A lighthouse keeper",
+        "The harbour crane",
+        "Our tugboat",
+        "The pilot",
+        "A fishing crew",
+    ];
+    const VERBS: [&str; 5] = ["waits for", "signals to", "repairs", "tows", "logs"];
+    format!(
+        "Note {i} (revision {round}): {} {} vessel number {} near pier {}.\n",
+        SUBJECTS[i % 6],
+        VERBS[(i / 6 + round) % 5],
+        i * 7 + round,
+        i % 13
+    )
+}
+
+#[test]
+fn kill_9_while_embeddings_are_applied_and_saved_then_every_chunk_gets_its_vector() {
+    let t = Tree::new(true);
+    for i in 0..240 {
+        t.write(&format!("d{}/n{i}.md", i % 6), note(i, 0));
+    }
+    let root = t.root.to_str().unwrap().to_string();
+    for round in 0..8usize {
+        // New texts each round, so the watcher has embeddings to compute when it is killed.
+        for k in 0..40 {
+            let i = (round * 40 + k) % 240;
+            t.write(&format!("d{}/n{i}.md", i % 6), note(i, round + 1));
+        }
+        let mut child = t
+            .cmd()
+            .args(["watch", &root, "--no-tui", "--debounce-ms", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until vectors are being applied.
+        common::wait_for("embeddings to be applied", || {
+            serde_json::from_slice::<Value>(&t.run(&["status", "--json"]).stdout)
+                .is_ok_and(|s| s["embeddings_computed"].as_u64().unwrap_or(0) > 0)
+        });
+        if round % 2 == 1 {
+            // A stop saves the HNSW snapshot: kill in the middle of that.
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            std::thread::sleep(Duration::from_millis(round as u64 * 2));
+        } else {
+            std::thread::sleep(Duration::from_millis(round as u64 * 40));
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        // The next run repairs, and embeds whatever was lost with the process.
+        t.index();
+        let status: Value = serde_json::from_str(&t.ok(&["status", "--json"])).unwrap();
+        assert_eq!(status["embeddings_pending"], 0, "round {round}: {status}");
+        assert_eq!(status["chunks"], 240, "round {round}: {status}");
+        // verify: no chunk without its vector, no vector without its chunk.
+        t.assert_verified(&format!("round {round}"));
+    }
+    let found = t.found(
+        "a boat towed by another boat",
+        &["--mode", "semantic", "--limit", "20"],
+    );
+    assert!(found.iter().any(|p| p.contains("/n")), "{found:?}");
+}

@@ -210,7 +210,10 @@ fn wait_for_quiet(t: &Tree) {
 }
 
 fn storm(ops: u64, seed: u64, watch_args: &[&str]) {
-    let t = Tree::new(false);
+    storm_with(Tree::new(false), ops, seed, watch_args)
+}
+
+fn storm_with(t: Tree, ops: u64, seed: u64, watch_args: &[&str]) {
     t.write("seed.txt", "calm water\n");
     let w = t.watch_with(watch_args);
     let mut storm = Storm::new(&t, seed);
@@ -221,6 +224,11 @@ fn storm(ops: u64, seed: u64, watch_args: &[&str]) {
         }
     }
     wait_for_quiet(&t);
+    if t.embed {
+        common::wait_for("every embedding to be computed", || {
+            t.status()["embeddings_pending"] == 0
+        });
+    }
     let out = t.run(&["verify", "--json"]);
     let report = String::from_utf8_lossy(&out.stdout);
     w.log_on_failure(out.status.success());
@@ -241,6 +249,12 @@ fn storm(ops: u64, seed: u64, watch_args: &[&str]) {
 #[test]
 fn a_storm_of_random_operations_leaves_no_drift() {
     storm(1500, 7, &[]);
+}
+
+#[test]
+fn a_storm_with_embeddings_leaves_no_chunk_without_its_vector() {
+    // verify also compares every chunk with its embedding and the HNSW graph.
+    storm_with(Tree::new(true), 500, 5, &[]);
 }
 
 #[test]

@@ -647,7 +647,7 @@ impl Engine {
         if !batch.text_paths.is_empty() {
             self.store.mark_pending(&batch.text_paths)?;
             self.text.replace(&batch.text_paths, &batch.docs)?;
-            self.text.commit(self.store.generation()? + 1)?;
+            self.text.commit()?;
         }
         self.store.apply(&batch.store, &batch.text_paths)?;
         if let Some(index) = self.vectors.clone() {

@@ -2,8 +2,7 @@
 //!
 //! A tantivy BM25 index with one document per chunk. Every update replaces all documents of
 //! a path (delete by the path's term, then add), so applying the same update twice gives the
-//! same index: the property the crash-recovery protocol relies on. Each commit carries the
-//! store generation it belongs to as its payload.
+//! same index: the property the crash-recovery protocol relies on.
 //!
 //! Fields, all analyzed with the code-aware analyzer (`index::analyzer`): `body` (the chunk
 //! text), `header` (file name and enclosing definitions), `path_terms` (the last
@@ -109,7 +108,6 @@ struct Fields {
 
 /// The full-text index of one index directory.
 pub struct TextIndex {
-    index: Index,
     reader: IndexReader,
     /// Present when opened writable; only the engine writes.
     writer: Option<Mutex<IndexWriter>>,
@@ -212,7 +210,6 @@ impl TextIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(Self {
-            index,
             reader,
             writer,
             fields,
@@ -258,13 +255,12 @@ impl TextIndex {
         Ok(())
     }
 
-    /// Commits staged changes durably, tagged with the store `generation`, and makes them
-    /// visible to searches.
-    pub fn commit(&self, generation: u64) -> Result<()> {
+    /// Commits staged changes durably and makes them visible to searches. (No payload: what
+    /// a crash between this commit and redb's leaves behind is found through the store's
+    /// `pending` table, see docs/ARCHITECTURE.md.)
+    pub fn commit(&self) -> Result<()> {
         let mut writer = self.writer();
-        let mut prepared = writer.prepare_commit()?;
-        prepared.set_payload(&generation.to_string());
-        prepared.commit()?;
+        writer.commit()?;
         self.reader.reload()?;
         Ok(())
     }
@@ -427,15 +423,6 @@ impl TextIndex {
             out.push((id, path));
         }
         Ok(out)
-    }
-
-    /// The store generation of the last commit, from the commit payload.
-    pub fn committed_generation(&self) -> Result<Option<u64>> {
-        Ok(self
-            .index
-            .load_metas()?
-            .payload
-            .and_then(|p| p.parse().ok()))
     }
 
     /// Number of chunk documents visible to searches.
