@@ -324,6 +324,17 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
         (backend(&engine), tx, rx)
     });
+    if engine.embeddings_enabled() {
+        // The first search by meaning should not wait for the model.
+        let query = engine.query_embedder();
+        std::thread::Builder::new()
+            .name("vigil-warm-up".into())
+            .spawn(move || {
+                if let Err(e) = query.warm_up() {
+                    tracing::warn!("the query model cannot be loaded yet: {e:#}");
+                }
+            })?;
+    }
     let service = service::start(
         engine,
         debounce,
@@ -375,9 +386,9 @@ fn ask(cli: &Cli, request: Request, needs_model: bool) -> Result<Response> {
                 index_dir.display()
             );
         }
-        // Held by a process that does not answer (an `index` run, a watcher starting up, or
-        // another query): ask again until the deadline.
-        match Store::open(&index_dir, Duration::ZERO) {
+        // Held by a process that does not answer (an `index` run, or a watcher starting
+        // up): ask again until the deadline.
+        match Store::open_read_only(&index_dir) {
             Ok(store) => break store,
             Err(e) if e.is::<InUse>() && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
@@ -390,21 +401,22 @@ fn ask(cli: &Cli, request: Request, needs_model: bool) -> Result<Response> {
             }
         }
     };
-    let needs_chunker = matches!(request, Request::Verify);
-    let backend = direct_backend(cli, &index_dir, Arc::new(store), needs_model, needs_chunker)?;
+    let backend = direct_backend(cli, &index_dir, Arc::new(store), &request, needs_model)?;
     match backend.answer(&request) {
         Response::Error { message } => bail!("{message}"),
         r => Ok(r),
     }
 }
 
-/// Read handles on an index no process is watching.
+/// Read-only handles on an index no process is watching, with only what `request` needs:
+/// the status counters for `status`, the vector index and model for a search by meaning and
+/// for `verify`, the chunker for `verify`.
 fn direct_backend(
     cli: &Cli,
     index_dir: &Path,
     store: Arc<Store>,
+    request: &Request,
     needs_model: bool,
-    needs_chunker: bool,
 ) -> Result<Backend> {
     let text = Arc::new(TextIndex::open(&index_dir.join("text"), false)?);
     let (vectors, model) = if needs_model && !cli.no_embed && store.counts()?.vectors > 0 {
@@ -412,7 +424,15 @@ fn direct_backend(
         let vectors =
             match crate::index::vector::VectorIndex::load(index_dir, MODEL_DIMS, generation) {
                 Some(v) => v,
-                None => crate::engine::build_vector_index(&store)?,
+                None => {
+                    // Saved for the next query (the snapshot is a cache; its generation tag
+                    // keeps a stale one from ever being loaded).
+                    let v = crate::engine::build_vector_index(&store)?;
+                    if let Err(e) = v.save(index_dir, generation) {
+                        tracing::debug!("cannot save the vector index: {e:#}");
+                    }
+                    v
+                }
             };
         (
             Some(Arc::new(vectors)),
@@ -424,21 +444,24 @@ fn direct_backend(
         (None, None)
     };
     let status = StatusCell::default();
-    let text_docs = text.num_docs();
-    let [indexed, skipped, failed] = crate::engine::count_states(&store)?;
-    let counts = store.counts()?;
-    status.update(|s| {
-        s.phase = Phase::Stopped;
-        s.index_dir = index_dir.display().to_string();
-        s.files_indexed = indexed;
-        s.files_skipped = skipped;
-        s.files_failed = failed;
-        s.chunks = counts.chunks;
-        s.text_docs = text_docs;
-        s.embeddings_cached = counts.vectors;
-    });
-    let searcher = Searcher::new(store.clone(), text, vectors, model);
-    let chunker = if needs_chunker {
+    if matches!(request, Request::Status) {
+        let text_docs = text.num_docs();
+        let [indexed, skipped, failed] = crate::engine::count_states(&store)?;
+        let counts = store.counts()?;
+        status.update(|s| {
+            s.phase = Phase::Stopped;
+            s.index_dir = index_dir.display().to_string();
+            s.files_indexed = indexed;
+            s.files_skipped = skipped;
+            s.files_failed = failed;
+            s.chunks = counts.chunks;
+            s.text_docs = text_docs;
+            s.embeddings_cached = counts.vectors;
+        });
+    }
+    let query = crate::search::QueryEmbedder::new(model, crate::pipeline::embed::Load::OneQuery);
+    let searcher = Searcher::new(store.clone(), text, vectors, query);
+    let chunker = if matches!(request, Request::Verify) {
         Some(Arc::new(chunker_of(cli, &store)?))
     } else {
         None
@@ -525,7 +548,7 @@ fn verify(cli: &Cli, json: bool, repair: bool) -> Result<()> {
 /// indexed again from disk (embeddings from the cache).
 fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<()> {
     let index_dir = config::index_dir(cli);
-    let store = Store::open(&index_dir, Duration::from_secs(10))?;
+    let store = Store::open_read_only(&index_dir)?;
     let settings =
         crate::engine::stored_settings(&store)?.context("this index was never reconciled")?;
     drop(store);

@@ -50,7 +50,14 @@ const NEXT_HISTORY_SEQ: &str = "next_history_seq";
 /// The redb database of one index directory.
 pub struct Store {
     /// Read-locked by every transaction start; write-locked only to compact the file.
-    db: std::sync::RwLock<Database>,
+    db: std::sync::RwLock<Db>,
+}
+
+/// The database, opened for writing (the engine) or read-only (a CLI query on an index no
+/// process is watching).
+enum Db {
+    Writable(Database),
+    ReadOnly(redb::ReadOnlyDatabase),
 }
 
 /// The records directly in a directory, and the names of its subdirectories with records.
@@ -129,13 +136,46 @@ impl Store {
                 }
             }
         };
-        let store = Self { db: db.into() };
+        let store = Self {
+            db: Db::Writable(db).into(),
+        };
         store.init_schema(&path)?;
         Ok(store)
     }
 
+    /// Opens `dir/index.redb` read-only: no write transaction, nothing on disk changes. It
+    /// shares the file with other readers and keeps a writer out only while it is open
+    /// (writers wait for it, see [`Store::open`]).
+    ///
+    /// Errors: [`InUse`] when a writer holds the file; no index there; a file of another
+    /// schema version.
+    pub fn open_read_only(dir: &Path) -> Result<Self> {
+        let path = dir.join("index.redb");
+        let db = match redb::ReadOnlyDatabase::open(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(InUse(path).into()),
+            Err(other) => {
+                return Err(
+                    anyhow::Error::new(other).context(format!("{}: cannot open", path.display()))
+                );
+            }
+        };
+        let store = Self {
+            db: Db::ReadOnly(db).into(),
+        };
+        let version = store.meta("schema_version")?;
+        if version != SCHEMA_VERSION {
+            bail!(
+                "{}: index schema version {version}, this vigil reads version {SCHEMA_VERSION}; \
+                 delete the index directory to rebuild it",
+                path.display()
+            );
+        }
+        Ok(store)
+    }
+
     fn init_schema(&self, path: &Path) -> Result<()> {
-        let tx = self.db().begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let version = meta.get("schema_version")?.map(|v| v.value());
@@ -163,12 +203,22 @@ impl Store {
         Ok(())
     }
 
-    fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
-        self.db.read().unwrap_or_else(|p| p.into_inner())
+    fn begin_read(&self) -> Result<redb::ReadTransaction> {
+        Ok(match &*self.db.read().unwrap_or_else(|p| p.into_inner()) {
+            Db::Writable(db) => db.begin_read()?,
+            Db::ReadOnly(db) => db.begin_read()?,
+        })
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction> {
+        match &*self.db.read().unwrap_or_else(|p| p.into_inner()) {
+            Db::Writable(db) => Ok(db.begin_write()?),
+            Db::ReadOnly(_) => bail!("the index is open read-only"),
+        }
     }
 
     fn meta(&self, key: &str) -> Result<u64> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         Ok(tx
             .open_table(META)?
             .get(key)?
@@ -189,7 +239,7 @@ impl Store {
 
     /// A string setting (e.g. `chunker`), if set.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         Ok(tx
             .open_table(META_STR)?
             .get(key)?
@@ -198,7 +248,7 @@ impl Store {
 
     /// Sets a string setting.
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        let tx = self.db().begin_write()?;
+        let tx = self.begin_write()?;
         tx.open_table(META_STR)?.insert(key, value)?;
         tx.commit()?;
         Ok(())
@@ -206,7 +256,7 @@ impl Store {
 
     /// The record of one file.
     pub fn file(&self, path: &[u8]) -> Result<Option<FileRecord>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(FILES)?;
         match table.get(path)? {
             Some(v) => Ok(Some(from_json(v.value(), "file")?)),
@@ -216,7 +266,7 @@ impl Store {
 
     /// Records at `prefix` itself or below it (`prefix/…`), sorted by path.
     pub fn files_under(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, FileRecord)>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(FILES)?;
         let mut out = Vec::new();
         if let Some(v) = table.get(prefix)? {
@@ -241,7 +291,7 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, FileRecord)>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(FILES)?;
         let mut start = prefix.to_vec();
         start.push(b'/');
@@ -262,7 +312,7 @@ impl Store {
     /// names of its subdirectories that hold records. Seeks past each subdirectory, so the
     /// cost grows with the number of children, not with the size of the subtree.
     pub fn children(&self, dir: &[u8]) -> Result<Children> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(FILES)?;
         let mut prefix = dir.to_vec();
         prefix.push(b'/');
@@ -295,7 +345,7 @@ impl Store {
 
     /// Every file record, sorted by path.
     pub fn all_files(&self) -> Result<Vec<(Vec<u8>, FileRecord)>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(FILES)?;
         table
             .iter()?
@@ -308,7 +358,7 @@ impl Store {
 
     /// Chunk metadata by id; missing ids are left out.
     pub fn chunks(&self, ids: &[u64]) -> Result<Vec<(u64, ChunkRecord)>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(CHUNKS)?;
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
@@ -321,7 +371,7 @@ impl Store {
 
     /// Calls `f(id, record)` for every chunk, in id order.
     pub fn for_each_chunk(&self, mut f: impl FnMut(u64, ChunkRecord)) -> Result<()> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         for item in tx.open_table(CHUNKS)?.iter()? {
             let (k, v) = item?;
             f(k.value(), from_json(v.value(), "chunk")?);
@@ -331,28 +381,28 @@ impl Store {
 
     /// Ids of the chunks whose text hashes to `hash`.
     pub fn chunk_ids_with_hash(&self, hash: &[u8; 32]) -> Result<Vec<u64>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_multimap_table(CHUNKS_BY_HASH)?;
         table.get(hash)?.map(|v| Ok(v?.value())).collect()
     }
 
     /// Which of `hashes` already have a cached embedding.
     pub fn has_vectors(&self, hashes: &[[u8; 32]]) -> Result<Vec<bool>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(VECTORS)?;
         hashes.iter().map(|h| Ok(table.get(h)?.is_some())).collect()
     }
 
     /// The cached embedding of a chunk text, if any (f32 × dims).
     pub fn vector(&self, hash: &[u8; 32]) -> Result<Option<Vec<f32>>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(VECTORS)?;
         Ok(table.get(hash)?.map(|v| decode_vector(v.value())))
     }
 
     /// Calls `f(hash, vector)` for every cached embedding.
     pub fn for_each_vector(&self, mut f: impl FnMut(&[u8; 32], Vec<f32>)) -> Result<()> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         for item in tx.open_table(VECTORS)?.iter()? {
             let (k, v) = item?;
             f(k.value(), decode_vector(v.value()));
@@ -362,7 +412,7 @@ impl Store {
 
     /// Stores embeddings (a cache keyed by chunk-text hash) and bumps the generation.
     pub fn put_vectors(&self, vectors: &[([u8; 32], Vec<f32>)]) -> Result<()> {
-        let tx = self.db().begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(VECTORS)?;
             for (hash, vector) in vectors {
@@ -377,7 +427,7 @@ impl Store {
     /// Drops every cached embedding (they belong to another model) and bumps the generation,
     /// so an HNSW snapshot of them is never loaded again.
     pub fn clear_vectors(&self) -> Result<()> {
-        let tx = self.db().begin_write()?;
+        let tx = self.begin_write()?;
         {
             tx.delete_table(VECTORS)?;
             tx.open_table(VECTORS)?;
@@ -391,7 +441,7 @@ impl Store {
     /// forgets marks of ones used again, and removes those unused since before
     /// `now_ms - grace_ms`. Returns (unused kept, removed).
     pub fn collect_unused_vectors(&self, now_ms: u64, grace_ms: u64) -> Result<(u64, u64)> {
-        let tx = self.db().begin_write()?;
+        let tx = self.begin_write()?;
         let (mut kept, mut removed) = (0, 0);
         {
             let mut vectors = tx.open_table(VECTORS)?;
@@ -437,7 +487,7 @@ impl Store {
     /// Removes history rows older than `min_time_ms`, and the oldest rows beyond `max_rows`.
     /// Returns how many were removed.
     pub fn prune_history(&self, min_time_ms: u64, max_rows: u64) -> Result<u64> {
-        let tx = self.db().begin_write()?;
+        let tx = self.begin_write()?;
         let mut removed = 0;
         {
             let mut history = tx.open_table(HISTORY)?;
@@ -467,7 +517,7 @@ impl Store {
     /// whether it compacted (`false` when little is free, or a reader holds a transaction).
     pub fn compact_if_worthwhile(&self) -> Result<bool> {
         let (stored, total) = {
-            let tx = self.db().begin_write()?;
+            let tx = self.begin_write()?;
             let stats = tx.stats()?;
             let total = stats.allocated_pages() * stats.page_size() as u64;
             let stored = stats.stored_bytes() + stats.metadata_bytes();
@@ -478,6 +528,9 @@ impl Store {
             return Ok(false);
         }
         let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        let Db::Writable(db) = &mut *db else {
+            return Ok(false);
+        };
         match db.compact() {
             Ok(done) => Ok(done),
             Err(redb::CompactionError::TransactionInProgress) => Ok(false),
@@ -487,7 +540,7 @@ impl Store {
 
     /// Bytes of live data per table (keys, values and their share of tree pages).
     pub fn table_bytes(&self) -> Result<TableBytes> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         Ok(TableBytes {
             files: tx.open_table(FILES)?.stats()?.stored_bytes(),
             chunks: tx.open_table(CHUNKS)?.stats()?.stored_bytes()
@@ -501,7 +554,7 @@ impl Store {
 
     /// Paths left in the write-ahead intent table by an interrupted batch.
     pub fn pending(&self) -> Result<Vec<Vec<u8>>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(PENDING)?;
         table
             .iter()?
@@ -512,7 +565,7 @@ impl Store {
     /// Records the intent to change these paths in the derived indexes (step 1 of the commit
     /// protocol). Durable before the derived indexes are touched.
     pub fn mark_pending(&self, paths: &[Vec<u8>]) -> Result<()> {
-        let tx = self.db().begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(PENDING)?;
             for p in paths {
@@ -526,7 +579,7 @@ impl Store {
     /// Applies one batch atomically and clears the intent of `pending` paths (step 3 of the
     /// commit protocol). Returns the new generation.
     pub fn apply(&self, batch: &StoreBatch, pending: &[Vec<u8>]) -> Result<u64> {
-        let tx = self.db().begin_write()?;
+        let tx = self.begin_write()?;
         let generation;
         {
             let mut files = tx.open_table(FILES)?;
@@ -568,7 +621,7 @@ impl Store {
 
     /// History rows, newest first; with `path`, only rows about it or below it.
     pub fn history(&self, path: Option<&[u8]>, limit: usize) -> Result<Vec<HistoryRow>> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(HISTORY)?;
         let mut out = Vec::new();
         for item in table.iter()?.rev() {
@@ -586,7 +639,7 @@ impl Store {
 
     /// Table sizes.
     pub fn counts(&self) -> Result<StoreCounts> {
-        let tx = self.db().begin_read()?;
+        let tx = self.begin_read()?;
         Ok(StoreCounts {
             files: tx.open_table(FILES)?.len()?,
             chunks: tx.open_table(CHUNKS)?.len()?,
@@ -603,7 +656,9 @@ fn create_atomically(path: &Path) -> Result<()> {
     let _ = std::fs::remove_file(&partial);
     let db = Database::create(&partial)
         .with_context(|| format!("{}: cannot create", partial.display()))?;
-    let store = Store { db: db.into() };
+    let store = Store {
+        db: Db::Writable(db).into(),
+    };
     store.init_schema(&partial)?;
     drop(store);
     // A hard link never replaces: if another process created the index meanwhile, keep it.

@@ -227,3 +227,38 @@ fn errors_name_the_path_and_exit_codes_follow_the_contract() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no index here yet"));
 }
+
+#[test]
+fn queries_on_an_unwatched_index_only_read_it() {
+    // search, status and verify on an index no process watches open it read-only: not a
+    // byte of it changes, and a watcher starting meanwhile is kept out only for the query.
+    let t = Tree::new(false);
+    t.write("notes/harbour.md", "The harbour master logs every ship at dawn.\n");
+    t.index();
+    let snapshot = || -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = walk(&t.index)
+            .into_iter()
+            .map(|p| (p.display().to_string(), fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot();
+    assert_eq!(t.found("harbour", &[]), vec!["notes/harbour.md"]);
+    assert_eq!(t.status()["files_indexed"], 1);
+    t.assert_verified("unwatched index");
+    assert!(before == snapshot(), "a query changed the index");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -88,6 +88,8 @@ pub struct Engine {
     live: bool,
     /// Where applied changes are also sent (the dashboard's activity log).
     activity: Vec<crossbeam_channel::Sender<crate::records::HistoryRow>>,
+    /// Shared by every searcher this engine hands out.
+    query: crate::search::QueryEmbedder,
     _pid_file: PidFile,
 }
 
@@ -178,6 +180,10 @@ impl Engine {
             cancel: Arc::default(),
             live: false,
             activity: Vec::new(),
+            query: crate::search::QueryEmbedder::new(
+                config.model.clone(),
+                crate::pipeline::embed::Load::LongLived,
+            ),
             _pid_file: pid_file,
             config,
         };
@@ -498,13 +504,18 @@ impl Engine {
         self.status.get()
     }
 
+    /// The query embedder every searcher of this process shares.
+    pub fn query_embedder(&self) -> crate::search::QueryEmbedder {
+        self.query.clone()
+    }
+
     /// A searcher over this engine's indexes, safe to use from other threads.
     pub fn searcher(&self) -> Searcher {
         Searcher::new(
             self.store.clone(),
             self.text.clone(),
             self.vectors.clone(),
-            self.config.model.clone(),
+            self.query.clone(),
         )
     }
 

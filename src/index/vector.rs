@@ -98,7 +98,8 @@ impl VectorIndex {
                 return Err(e).with_context(|| format!("{}: cannot remove", gen_path.display()));
             }
         }
-        let tmp = dir.join(format!("{SNAPSHOT}.tmp"));
+        // Per process: a CLI query may save a rebuilt snapshot while a watcher starts.
+        let tmp = dir.join(format!("{SNAPSHOT}.tmp-{}", std::process::id()));
         let tmp_str = tmp.to_str().context("index path is not UTF-8")?;
         self.read().save(tmp_str).map_err(usearch_err)?;
         sync_file(&tmp)?;

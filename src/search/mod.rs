@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::index::text::{FieldWeights, TextIndex, TextQuery};
 use crate::index::vector::VectorIndex;
 use crate::model::ModelFiles;
-use crate::pipeline::embed::Embedder;
+use crate::pipeline::embed::{Embedder, Load};
 use crate::store::Store;
 
 pub use query::{AnalyzedQuery, QueryKind, analyze_query};
@@ -137,12 +137,60 @@ pub struct Searcher {
     store: Arc<Store>,
     text: Arc<TextIndex>,
     vectors: Option<Arc<VectorIndex>>,
-    model: Option<ModelFiles>,
-    /// Loaded on the first semantic query; separate from the indexing embedder so a query
-    /// never waits behind a batch.
-    embedder: Arc<Mutex<Option<Embedder>>>,
+    query: QueryEmbedder,
     features: Features,
     weights: FieldWeights,
+}
+
+/// The model that turns queries into vectors: one per process, shared by every surface (CLI,
+/// socket and TCP API, dashboard), loaded once. Separate from the indexing embedder, so a
+/// query never waits behind a batch.
+#[derive(Clone)]
+pub struct QueryEmbedder {
+    model: Option<ModelFiles>,
+    how: Load,
+    loaded: Arc<Mutex<Option<Embedder>>>,
+}
+
+impl QueryEmbedder {
+    /// A query embedder for `model` (`None`: text-only), loaded on first use or by
+    /// [`Self::warm_up`].
+    pub fn new(model: Option<ModelFiles>, how: Load) -> Self {
+        Self {
+            model,
+            how,
+            loaded: Arc::default(),
+        }
+    }
+
+    /// Loads the model now, so the first query does not wait for it (~0.3 s).
+    ///
+    /// Errors: as [`Embedder::load`].
+    pub fn warm_up(&self) -> Result<()> {
+        self.with(|_| Ok(()))
+    }
+
+    /// The vector of one query (dims of the model, L2-normalised).
+    ///
+    /// Errors: no model; the model cannot be loaded or run.
+    pub fn embed(&self, query: &str) -> Result<Vec<f32>> {
+        self.with(|e| {
+            e.embed(&[query])?
+                .pop()
+                .context("the model returned no vector")
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Embedder) -> Result<T>) -> Result<T> {
+        let Some(model) = &self.model else {
+            bail!("no embedding model available")
+        };
+        let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(Embedder::load_for(model, self.how)?);
+        }
+        f(guard.as_mut().context("embedder loaded above")?)
+    }
 }
 
 impl Searcher {
@@ -150,14 +198,13 @@ impl Searcher {
         store: Arc<Store>,
         text: Arc<TextIndex>,
         vectors: Option<Arc<VectorIndex>>,
-        model: Option<ModelFiles>,
+        query: QueryEmbedder,
     ) -> Self {
         Self {
             store,
             text,
             vectors,
-            model,
-            embedder: Arc::new(Mutex::new(None)),
+            query,
             features: Features::default(),
             weights: FieldWeights::default(),
         }
@@ -324,19 +371,7 @@ impl Searcher {
         let Some(vectors) = &self.vectors else {
             bail!("this index has no embeddings (built text-only, or no model available)");
         };
-        let Some(model) = &self.model else {
-            bail!("no embedding model available")
-        };
-        let mut guard = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(Embedder::load(model)?);
-        }
-        let embedder = guard.as_mut().context("embedder loaded above")?;
-        let query_vector = embedder
-            .embed(&[query])?
-            .pop()
-            .context("the model returned no vector")?;
-        drop(guard);
+        let query_vector = self.query.embed(query)?;
         Ok(vectors
             .search(&query_vector, k, |_| true)?
             .into_iter()
