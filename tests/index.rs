@@ -233,7 +233,10 @@ fn queries_on_an_unwatched_index_only_read_it() {
     // search, status and verify on an index no process watches open it read-only: not a
     // byte of it changes, and a watcher starting meanwhile is kept out only for the query.
     let t = Tree::new(false);
-    t.write("notes/harbour.md", "The harbour master logs every ship at dawn.\n");
+    t.write(
+        "notes/harbour.md",
+        "The harbour master logs every ship at dawn.\n",
+    );
     t.index();
     let snapshot = || -> Vec<(String, Vec<u8>)> {
         let mut files: Vec<_> = walk(&t.index)

@@ -182,7 +182,7 @@ impl Engine {
             activity: Vec::new(),
             query: crate::search::QueryEmbedder::new(
                 config.model.clone(),
-                crate::pipeline::embed::Load::LongLived,
+                crate::pipeline::embed::Load::Query,
             ),
             _pid_file: pid_file,
             config,
