@@ -161,7 +161,7 @@ fn index(cli: &Cli, flags: &Overrides) -> Result<()> {
     // Answer searches and status from other terminals while this (possibly long) run lasts.
     let _api = http::serve(
         &config::index_dir(cli),
-        backend(&engine),
+        backend(&engine, None),
         engine.metrics(),
         &ListenConfig::default(),
     )?;
@@ -266,7 +266,10 @@ fn embed_all(engine: &mut Engine) -> Result<u64> {
 }
 
 /// What the socket server answers with: read-only handles on the engine's indexes.
-fn backend(engine: &Engine) -> Backend {
+fn backend(
+    engine: &Engine,
+    repairs: Option<&crossbeam_channel::Sender<crate::engine::Repair>>,
+) -> Backend {
     Backend {
         chunker: Some(engine.chunker()),
         index_dir: engine.index_dir().to_path_buf(),
@@ -274,6 +277,7 @@ fn backend(engine: &Engine) -> Backend {
         store: engine.store(),
         status: engine.status(),
         embeds: Some(engine.shared_embed_queue()),
+        repairs: repairs.cloned(),
     }
 }
 
@@ -303,9 +307,10 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
     };
     listen.validate()?;
     let mut engine = open_engine(cli, &file, &settings)?;
+    let (repair_tx, repair_rx) = crossbeam_channel::unbounded();
     let api = http::serve(
         &config::index_dir(cli),
-        backend(&engine),
+        backend(&engine, Some(&repair_tx)),
         engine.metrics(),
         &listen,
     )?;
@@ -322,7 +327,7 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
     let signals = service::signal_channel()?;
     let dashboard = wants_dashboard_on(no_tui).then(|| {
         let (tx, rx) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
-        (backend(&engine), tx, rx)
+        (backend(&engine, Some(&repair_tx)), tx, rx)
     });
     if engine.embeddings_enabled() {
         // The first search by meaning should not wait for the model.
@@ -340,6 +345,7 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
         debounce,
         settings.watch_mode(),
         dashboard.as_ref().map(|d| d.1.clone()),
+        repair_rx,
     )?;
     service::supervise_reloads(
         service.reloader(),
@@ -473,6 +479,7 @@ fn direct_backend(
         chunker,
         index_dir: index_dir.to_path_buf(),
         embeds: None,
+        repairs: None,
     })
 }
 
@@ -519,6 +526,14 @@ fn verify(cli: &Cli, json: bool, repair: bool) -> Result<()> {
             _ => bail!("unexpected answer to verify"),
         }
     };
+    let index_dir = config::index_dir(cli);
+    if repair && let Some(response) = client::ask(&index_dir, &Request::Repair)? {
+        // The process that owns the index repairs it (a watcher never has to stop for this).
+        let Response::Verify { differences } = response else {
+            bail!("unexpected answer to repair")
+        };
+        return report_differences(&differences, json);
+    }
     let mut differences = ask_verify()?;
     if repair && !differences.is_empty() {
         if !json {
@@ -528,7 +543,12 @@ fn verify(cli: &Cli, json: bool, repair: bool) -> Result<()> {
         repair_index(cli, &differences)?;
         differences = ask_verify()?;
     }
-    output::differences(&differences, json)?;
+    report_differences(&differences, json)
+}
+
+/// Prints differences; exits 1 when there are any.
+fn report_differences(differences: &[crate::verify::Difference], json: bool) -> Result<()> {
+    output::differences(differences, json)?;
     if !differences.is_empty() {
         if !json {
             eprintln!(

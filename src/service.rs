@@ -88,6 +88,7 @@ pub fn start(
     debounce: Duration,
     mode: watch::Mode,
     activity: Option<Sender<HistoryRow>>,
+    repairs: Receiver<crate::engine::Repair>,
 ) -> Result<Service> {
     let roots = engine.roots();
     // Watch first, so nothing that changes during the initial reconcile is missed.
@@ -105,7 +106,15 @@ pub fn start(
         .spawn(move || {
             let _finished = finished_tx;
             let status = engine.status();
-            let result = run(&mut engine, watcher, changes, &control_rx, debounce, mode);
+            let result = run(
+                &mut engine,
+                watcher,
+                changes,
+                &control_rx,
+                &repairs,
+                debounce,
+                mode,
+            );
             if let Err(e) = &result {
                 tracing::error!("{e:#}");
                 status.update(|s| s.last_error = Some(format!("{e:#}")));
@@ -128,6 +137,7 @@ fn run(
     mut watcher: watch::Watcher,
     mut changes: Receiver<watch::WatchBatch>,
     control: &Receiver<Control>,
+    repairs: &Receiver<crate::engine::Repair>,
     mut debounce: Duration,
     mut mode: watch::Mode,
 ) -> Result<()> {
@@ -246,6 +256,20 @@ fn run(
                 }
                 _ => return Ok(()),
             },
+            recv(repairs) -> repair => {
+                let Ok(repair) = repair else { continue };
+                match engine.repair_paths(&repair.keys) {
+                    Ok(stats) => {
+                        log_batch("verify --repair", &stats);
+                        let _ = repair.reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = repair.reply.send(Err(format!("{e:#}")));
+                        return Err(e);
+                    }
+                }
+                engine.publish(settled(engine));
+            }
             recv(gc_tick) -> _ => {
                 engine.collect_garbage()?;
             }

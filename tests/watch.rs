@@ -194,3 +194,40 @@ fn the_polling_backend_follows_changes_too() {
     t.assert_verified("polling");
     assert!(w.stop().success());
 }
+
+#[test]
+fn verify_repair_fixes_a_real_difference_through_the_running_watcher() {
+    // An edit that keeps size and mtime, made while nothing watched: the watcher's start-up
+    // reconcile trusts size+mtime and keeps the old content. verify finds it; --repair has
+    // the watcher re-read it, without stopping the watcher.
+    let t = Tree::new(false);
+    let path = t.write("log.md", "the ferry leaves at noon\n");
+    t.index();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, "the barge leaves at noon\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let w = t.watch();
+    let out = t.run(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "the difference is seen");
+
+    let out = t.run(&["verify", "--repair"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(t.found("barge", &["--mode", "text"]), vec!["log.md"]);
+    assert!(t.found("ferry", &["--mode", "text"]).is_empty());
+    t.assert_verified("after the repair");
+    assert!(
+        w.child.id() > 0 && t.status()["pid"] == w.child.id(),
+        "the same watcher still owns the index"
+    );
+    assert!(w.stop().success());
+}

@@ -19,6 +19,19 @@ const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 ///
 /// Errors: the connection breaks or the answer is not HTTP.
 pub fn get(index_dir: &Path, target: &str) -> Result<Option<(u16, Vec<u8>)>> {
+    call(index_dir, "GET", target, Duration::from_secs(120))
+}
+
+/// `METHOD target` (no body) on the socket of `index_dir`, waiting up to `wait` for the
+/// answer: `Ok(None)` when nothing listens there.
+///
+/// Errors: the connection breaks, the answer is late or not HTTP.
+pub fn call(
+    index_dir: &Path,
+    method: &str,
+    target: &str,
+    wait: Duration,
+) -> Result<Option<(u16, Vec<u8>)>> {
     let path = socket_path(index_dir);
     let mut stream = match UnixStream::connect(&path) {
         Ok(s) => s,
@@ -32,8 +45,8 @@ pub fn get(index_dir: &Path, target: &str) -> Result<Option<(u16, Vec<u8>)>> {
         }
         Err(e) => return Err(e).with_context(|| format!("{}: cannot connect", path.display())),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(stream, "GET {target} HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\nAccept: application/json\r\n\r\n")
+    stream.set_read_timeout(Some(wait))?;
+    write!(stream, "{method} {target} HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n")
         .with_context(|| format!("{}: cannot send", path.display()))?;
     let mut raw = Vec::new();
     stream
@@ -95,6 +108,7 @@ pub fn target(request: &Request) -> String {
             format!("/history?{}", encode(&pairs))
         }
         Request::Verify => "/verify".into(),
+        Request::Repair => "/repair".into(),
         Request::Files { state } => match state {
             Some(s) => format!(
                 "/files?state={}",
@@ -112,7 +126,11 @@ pub fn target(request: &Request) -> String {
 ///
 /// Errors: the API answered with an error (its message), or broke off.
 pub fn ask(index_dir: &Path, request: &Request) -> Result<Option<Response>> {
-    let Some((code, body)) = get(index_dir, &target(request))? else {
+    let answer = match request {
+        Request::Repair => call(index_dir, "POST", "/repair", Duration::from_secs(3600))?,
+        _ => get(index_dir, &target(request))?,
+    };
+    let Some((code, body)) = answer else {
         return Ok(None);
     };
     if !(200..300).contains(&code) {
@@ -136,7 +154,7 @@ pub fn ask(index_dir: &Path, request: &Request) -> Result<Option<Response>> {
         differences: Vec<crate::verify::Difference>,
     }
     Ok(Some(match request {
-        Request::Verify => Response::Verify {
+        Request::Verify | Request::Repair => Response::Verify {
             differences: serde_json::from_slice::<Differences>(&body)
                 .with_context(malformed)?
                 .differences,

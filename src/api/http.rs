@@ -144,13 +144,14 @@ pub fn serve(
         metrics,
         events: events.clone(),
     };
-    let local = router(state.clone());
+    // Only the owner's socket may repair.
+    let local = router(state.clone(), true);
     let remote = match (&listen.token, listen.public) {
-        (Some(token), true) => router(state).layer(middleware::from_fn_with_state(
+        (Some(token), true) => router(state, false).layer(middleware::from_fn_with_state(
             Arc::new(token.clone()),
             require_token,
         )),
-        _ => router(state),
+        _ => router(state, false),
     };
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -240,8 +241,9 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-fn router(state: AppState) -> Router {
-    Router::new()
+/// The routes; `/repair` (POST) only with `repair`, for the Unix socket.
+fn router(state: AppState, repair: bool) -> Router {
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
@@ -250,7 +252,13 @@ fn router(state: AppState) -> Router {
         .route("/files", get(files))
         .route("/events", get(events))
         .route("/metrics", get(metrics))
-        .route("/verify", get(verify))
+        .route("/verify", get(verify));
+    let routes = if repair {
+        routes.route("/repair", axum::routing::post(self::repair))
+    } else {
+        routes
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(limits))
@@ -314,7 +322,10 @@ async fn not_found() -> HttpResponse {
 }
 
 async fn method_not_allowed() -> HttpResponse {
-    error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported")
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only GET is supported (and POST for /repair on the socket)",
+    )
 }
 
 async fn healthz() -> HttpResponse {
@@ -491,6 +502,10 @@ async fn events(State(s): State<AppState>) -> HttpResponse {
 
 async fn verify(State(s): State<AppState>) -> HttpResponse {
     answer(s, Request::Verify).await
+}
+
+async fn repair(State(s): State<AppState>) -> HttpResponse {
+    answer(s, Request::Repair).await
 }
 
 async fn metrics(State(s): State<AppState>) -> HttpResponse {

@@ -36,6 +36,9 @@ pub enum Request {
     },
     /// Compare the index with the disk (reads every file).
     Verify,
+    /// Compare, then have the engine forget and re-read every path that differs; answers
+    /// with what still differs afterwards. Only the process that owns the index can.
+    Repair,
 }
 
 /// The answer.
@@ -74,7 +77,12 @@ pub struct Backend {
     pub index_dir: PathBuf,
     /// The running engine's embedding queue (`None` when no process embeds).
     pub embeds: Option<crate::engine::SharedEmbedQueue>,
+    /// Where repairs go to the engine (`None`: this process cannot repair).
+    pub repairs: Option<crossbeam_channel::Sender<crate::engine::Repair>>,
 }
+
+/// How long a repair through the socket may take before the CLI is told it timed out.
+const REPAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Backend {
     /// Answers one request (also used directly by the CLI when no watcher runs).
@@ -88,24 +96,12 @@ impl Backend {
                     Response::Status(Box::new(status))
                 })
             }
-            Request::Verify => match &self.chunker {
-                Some(chunker) => crate::verify::verify(
-                    &self.store,
-                    self.searcher.text(),
-                    self.searcher.vectors(),
-                    &|hash| {
-                        self.embeds.as_ref().is_some_and(|q| {
-                            q.lock().unwrap_or_else(|p| p.into_inner()).contains(hash)
-                        })
-                    },
-                    chunker,
-                    &self.index_dir,
-                )
+            Request::Verify => self
+                .verify()
                 .map(|differences| Response::Verify { differences }),
-                None => Err(anyhow::anyhow!(
-                    "verify needs the chunking rules of the index"
-                )),
-            },
+            Request::Repair => self
+                .repair()
+                .map(|differences| Response::Verify { differences }),
             Request::Files { state } => self.files(*state).map(|files| Response::Files { files }),
             Request::History { path, limit } => self
                 .store
@@ -115,6 +111,54 @@ impl Backend {
         result.unwrap_or_else(|e| Response::Error {
             message: format!("{e:#}"),
         })
+    }
+
+    fn verify(&self) -> Result<Vec<crate::verify::Difference>> {
+        let Some(chunker) = &self.chunker else {
+            anyhow::bail!("verify needs the chunking rules of the index");
+        };
+        crate::verify::verify(
+            &self.store,
+            self.searcher.text(),
+            self.searcher.vectors(),
+            &|hash| {
+                self.embeds
+                    .as_ref()
+                    .is_some_and(|q| q.lock().unwrap_or_else(|p| p.into_inner()).contains(hash))
+            },
+            chunker,
+            &self.index_dir,
+        )
+    }
+
+    /// Verifies, hands the differing paths to the engine (forget, then reconcile), and
+    /// verifies again.
+    fn repair(&self) -> Result<Vec<crate::verify::Difference>> {
+        let Some(repairs) = &self.repairs else {
+            anyhow::bail!(
+                "this process cannot repair the index (a one-shot `vigil index` owns it); run `vigil verify --repair` when it has finished"
+            );
+        };
+        let differences = self.verify()?;
+        let mut keys: Vec<Vec<u8>> = differences
+            .iter()
+            .filter(|d| !d.path.is_empty())
+            .map(|d| d.path.as_bytes().to_vec())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if differences.is_empty() {
+            return Ok(differences);
+        }
+        let (reply, done) = crossbeam_channel::bounded(1);
+        repairs
+            .send(crate::engine::Repair { keys, reply })
+            .map_err(|_| anyhow::anyhow!("the engine has stopped"))?;
+        match done.recv_timeout(REPAIR_WAIT) {
+            Ok(Ok(())) => self.verify(),
+            Ok(Err(message)) => anyhow::bail!("repair failed: {message}"),
+            Err(_) => anyhow::bail!("the repair did not finish within {REPAIR_WAIT:?}"),
+        }
     }
 }
 

@@ -57,6 +57,13 @@ pub struct EngineConfig {
 /// directly) to release the index.
 const OPEN_WAIT: Duration = Duration::from_secs(10);
 
+/// A request to repair paths that differ from the disk (from `verify --repair` through the
+/// socket): forget them, then reconcile. The reply says whether that worked.
+pub struct Repair {
+    pub keys: Vec<Vec<u8>>,
+    pub reply: crossbeam_channel::Sender<std::result::Result<(), String>>,
+}
+
 /// One chunk text waiting for its embedding.
 pub struct EmbedJob {
     pub hash: [u8; 32],
@@ -574,6 +581,21 @@ impl Engine {
         };
         self.store
             .set_setting("settings", &serde_json::to_string(&settings)?)
+    }
+
+    /// Forgets the given paths, then reconciles the local roots, so that they are read from
+    /// the disk again (embeddings come from the cache). Bucket objects are downloaded again at
+    /// their root's next poll.
+    ///
+    /// Errors: the index cannot be written.
+    pub fn repair_paths(&mut self, keys: &[Vec<u8>]) -> Result<ReconcileStats> {
+        tracing::info!(
+            paths = keys.len(),
+            "verify --repair: forgetting and reconciling"
+        );
+        self.forget(keys, "verify --repair")?;
+        let roots = self.roots();
+        self.reconcile(&roots, &())
     }
 
     /// When the next transient failure is due for another read.
