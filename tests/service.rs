@@ -408,3 +408,59 @@ fn systemd_hears_ready_and_status_and_a_second_signal_exits_at_once() {
     assert_eq!(s["files_indexed"], 3001, "{s}");
     assert_eq!(s["text_docs"], s["chunks"], "{s}");
 }
+
+#[test]
+fn the_watchdog_is_fed_during_a_long_initial_reconcile() {
+    // WatchdogSec = 300 ms, and an initial reconcile of 8,000 files that lasts much longer:
+    // systemd must keep hearing WATCHDOG=1 while the reconcile advances, or it would kill
+    // vigil in the middle of it.
+    let t = Tree::new(false);
+    for i in 0..8000 {
+        t.write(&format!("d{}/f{i}.txt", i % 40), format!("w{i} harbour\n"));
+    }
+    let notify_path = t.tmp.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let root = t.root.to_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let mut child = t
+        .cmd()
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "300000")
+        .args(["watch", &root, "--no-tui"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pings_before_ready = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = notify.recv(&mut buf).expect("a notification within 60 s");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.contains("WATCHDOG=1") {
+            pings_before_ready.push(started.elapsed());
+        }
+        if msg.contains("READY=1") {
+            break;
+        }
+    }
+    let ready = started.elapsed();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    assert!(
+        ready > Duration::from_millis(600),
+        "the reconcile was too quick to test the watchdog ({ready:?})"
+    );
+    // Fed throughout: no silence longer than WatchdogSec while the reconcile ran (generous
+    // slack for a loaded machine: systemd's own default is WatchdogSec with no slack).
+    let mut last = Duration::ZERO;
+    for at in pings_before_ready.iter().chain([&ready]) {
+        assert!(
+            *at - last < Duration::from_millis(1000),
+            "no WATCHDOG=1 between {last:?} and {at:?} (pings {pings_before_ready:?})"
+        );
+        last = *at;
+    }
+    assert!(pings_before_ready.len() >= 2, "{pings_before_ready:?}");
+}

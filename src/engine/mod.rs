@@ -57,6 +57,37 @@ pub struct EngineConfig {
 /// directly) to release the index.
 const OPEN_WAIT: Duration = Duration::from_secs(10);
 
+/// Signs of life of the engine thread, for the systemd watchdog: a counter bumped as work
+/// progresses (every file of a reconcile, every published status), and whether the engine is
+/// waiting for work (idle is alive too).
+#[derive(Debug, Default)]
+pub struct Heartbeat {
+    beats: std::sync::atomic::AtomicU64,
+    idle: std::sync::atomic::AtomicBool,
+}
+
+impl Heartbeat {
+    /// Records progress.
+    pub fn beat(&self) {
+        self.beats
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks the engine as waiting for work (`true`) or working (`false`).
+    pub fn set_idle(&self, idle: bool) {
+        self.beat();
+        self.idle.store(idle, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The progress counter and whether the engine is idle.
+    pub fn read(&self) -> (u64, bool) {
+        (
+            self.beats.load(std::sync::atomic::Ordering::Relaxed),
+            self.idle.load(std::sync::atomic::Ordering::Acquire),
+        )
+    }
+}
+
 /// A request to repair paths that differ from the disk (from `verify --repair` through the
 /// socket): forget them, then reconcile. The reply says whether that worked.
 pub struct Repair {
@@ -97,6 +128,7 @@ pub struct Engine {
     activity: Vec<crossbeam_channel::Sender<crate::records::HistoryRow>>,
     /// Shared by every searcher this engine hands out.
     query: crate::search::QueryEmbedder,
+    heartbeat: Arc<Heartbeat>,
     _pid_file: PidFile,
 }
 
@@ -191,6 +223,7 @@ impl Engine {
                 config.model.clone(),
                 crate::pipeline::embed::Load::Query,
             ),
+            heartbeat: Arc::default(),
             _pid_file: pid_file,
             config,
         };
@@ -468,8 +501,14 @@ impl Engine {
         self.status.clone()
     }
 
+    /// The engine's signs of life (for the watchdog).
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
+    }
+
     /// Recomputes the counters from the store and publishes a snapshot in `phase`.
     pub fn publish(&self, phase: Phase) {
+        self.heartbeat.beat();
         let counts = self.store.counts().unwrap_or_default();
         let [indexed, skipped, failed] = self.file_states;
         let config = &self.config;

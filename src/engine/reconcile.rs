@@ -41,6 +41,22 @@ pub trait Progress: Sync {
 
 impl Progress for () {}
 
+/// Passes progress on, and counts it as a sign of life for the watchdog.
+struct Beating<'a> {
+    inner: &'a dyn Progress,
+    heartbeat: &'a super::Heartbeat,
+}
+
+impl Progress for Beating<'_> {
+    fn set_total(&self, files: u64) {
+        self.inner.set_total(files);
+    }
+    fn advance(&self, files: u64, chunks: u64) {
+        self.heartbeat.beat();
+        self.inner.advance(files, chunks);
+    }
+}
+
 /// What one reconcile did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReconcileStats {
@@ -171,8 +187,15 @@ impl Engine {
         targets: &[PathBuf],
         progress: &dyn Progress,
     ) -> Result<ReconcileStats> {
+        let heartbeat = self.heartbeat();
+        let progress = &Beating {
+            inner: progress,
+            heartbeat: &heartbeat,
+        };
+        heartbeat.beat();
         let mut stats = ReconcileStats::default();
         let items = self.expand(targets)?;
+        heartbeat.beat();
         progress.set_total(items.len() as u64);
         self.status.update(|s| {
             s.scan_done = 0;

@@ -4,6 +4,8 @@
 //! batches and feeds the embedding worker, until told to stop. Whoever started it (headless
 //! main thread, or the dashboard) only talks to it through channels and the status cell.
 
+mod watchdog;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -101,10 +103,14 @@ pub fn start(
     let cancel = engine.cancel_flag();
     let (control, control_rx) = crossbeam_channel::unbounded();
     let (finished_tx, finished) = crossbeam_channel::bounded::<()>(0);
+    // Fed from the start: the initial reconcile of a big tree may outlast WatchdogSec.
+    let (_watchdog_stop, watchdog_stopped) = crossbeam_channel::bounded::<()>(0);
+    watchdog::spawn(engine.heartbeat(), watchdog_stopped)?;
     let handle = std::thread::Builder::new()
         .name("vigil-engine".into())
         .spawn(move || {
             let _finished = finished_tx;
+            let _watchdog = _watchdog_stop;
             let status = engine.status();
             let result = run(
                 &mut engine,
@@ -154,9 +160,7 @@ fn run(
     // folders. The initial reconcile (and READY=1) ends when each has been polled once.
     let mut pollers = Pollers::start(engine)?;
     let embed = EmbedWorker::start(engine)?;
-    let watchdog = sd_notify::watchdog_enabled()
-        .map(|d| crossbeam_channel::tick(d / 2))
-        .unwrap_or_else(crossbeam_channel::never);
+    let heartbeat = engine.heartbeat();
     let mut in_flight = false;
     engine.collect_garbage()?;
     let gc_tick = crossbeam_channel::tick(crate::engine::GC_INTERVAL);
@@ -201,12 +205,27 @@ fn run(
             .as_ref()
             .map(|w| w.done.clone())
             .unwrap_or_else(crossbeam_channel::never);
-        select! {
-            recv(pollers.first_done) -> _ => {
-                pollers.awaiting = pollers.awaiting.saturating_sub(1);
-            }
-            recv(pollers.batches) -> batch => {
-                let Ok(batch) = batch else { bail!("the object-storage pollers stopped") };
+        // Idle while waiting: the watchdog is fed whatever the wait; once awake, only while
+        // the work advances.
+        heartbeat.set_idle(true);
+        let wake = select! {
+            recv(pollers.first_done) -> _ => Wake::PolledOnce,
+            recv(pollers.batches) -> batch => Wake::Objects(batch.ok()),
+            recv(changes) -> batch => Wake::Changes(batch.ok()),
+            recv(done) -> result => Wake::Embedded(result.ok()),
+            recv(embed_resume) -> _ => Wake::EmbedResume,
+            recv(control) -> msg => Wake::Control(msg.ok()),
+            recv(repairs) -> repair => Wake::Repair(repair.ok()),
+            recv(gc_tick) -> _ => Wake::Collect,
+            recv(retry) -> _ => Wake::Retry,
+            recv(poll_tick) -> _ => Wake::Poll,
+            recv(recheck) -> _ => Wake::RecheckRoots,
+        };
+        heartbeat.set_idle(false);
+        match wake {
+            Wake::PolledOnce => pollers.awaiting = pollers.awaiting.saturating_sub(1),
+            Wake::Objects(None) => bail!("the object-storage pollers stopped"),
+            Wake::Objects(Some(batch)) => {
                 match engine.apply_objects(batch.changes) {
                     Ok(stats) => {
                         let _ = batch.reply.send(Ok(()));
@@ -220,8 +239,8 @@ fn run(
                 }
                 notify_status(engine);
             }
-            recv(changes) -> batch => {
-                let Ok(first) = batch else { bail!("the file watcher stopped") };
+            Wake::Changes(None) => bail!("the file watcher stopped"),
+            Wake::Changes(Some(first)) => {
                 for root in apply_changes(engine, &status, first, &changes)? {
                     if !unwatched.contains(&root) {
                         unwatched.push(root);
@@ -229,35 +248,33 @@ fn run(
                 }
                 notify_status(engine);
             }
-            recv(done) -> result => {
+            Wake::Embedded(None) => bail!("the embedding worker stopped"),
+            Wake::Embedded(Some((hashes, result))) => {
                 in_flight = false;
                 match result {
-                    Ok((hashes, Ok(vectors))) => {
+                    Ok(vectors) => {
                         engine.apply_embeddings(hashes.into_iter().zip(vectors).collect())?
                     }
-                    Ok((hashes, Err(why))) => engine.embeddings_failed(&hashes, &why),
-                    Err(_) => bail!("the embedding worker stopped"),
+                    Err(why) => engine.embeddings_failed(&hashes, &why),
                 }
                 notify_status(engine);
             }
-            recv(embed_resume) -> _ => {}
-            recv(control) -> msg => match msg {
-                Ok(Control::Reload(settings)) => {
-                    let _ = sd_notify::notify(&[NotifyState::Reloading]);
-                    debounce = Duration::from_millis(settings.debounce_ms);
-                    mode = settings.watch_mode();
-                    drop(pollers);
-                    (watcher, changes) = reload(engine, watcher, changes, *settings)?;
-                    pollers = Pollers::start(engine)?;
-                    poll_tick = poll_ticker(&watcher);
-                    if engine.is_live() {
-                        notify_ready(engine);
-                    }
+            Wake::EmbedResume => {}
+            Wake::Control(Some(Control::Reload(settings))) => {
+                let _ = sd_notify::notify(&[NotifyState::Reloading]);
+                debounce = Duration::from_millis(settings.debounce_ms);
+                mode = settings.watch_mode();
+                drop(pollers);
+                (watcher, changes) = reload(engine, watcher, changes, *settings)?;
+                pollers = Pollers::start(engine)?;
+                poll_tick = poll_ticker(&watcher);
+                if engine.is_live() {
+                    notify_ready(engine);
                 }
-                _ => return Ok(()),
-            },
-            recv(repairs) -> repair => {
-                let Ok(repair) = repair else { continue };
+            }
+            Wake::Control(_) => return Ok(()),
+            Wake::Repair(None) => {}
+            Wake::Repair(Some(repair)) => {
                 match engine.repair_paths(&repair.keys) {
                     Ok(stats) => {
                         log_batch("verify --repair", &stats);
@@ -270,24 +287,21 @@ fn run(
                 }
                 engine.publish(settled(engine));
             }
-            recv(gc_tick) -> _ => {
+            Wake::Collect => {
                 engine.collect_garbage()?;
             }
-            recv(watchdog) -> _ => {
-                let _ = sd_notify::notify(&[NotifyState::Watchdog]);
-            }
-            recv(retry) -> _ => {
+            Wake::Retry => {
                 let due = engine.due_retries();
                 let stats = engine.reconcile(&due, &())?;
                 log_batch("retried", &stats);
             }
-            recv(poll_tick) -> _ => {
+            Wake::Poll => {
                 let polled = watcher.polled().to_vec();
                 let stats = engine.reconcile(&polled, &())?;
                 log_batch("polled", &stats);
                 engine.publish(settled(engine));
             }
-            recv(recheck) -> _ => {
+            Wake::RecheckRoots => {
                 let back: Vec<PathBuf> = missing.iter().filter(|r| r.is_dir()).cloned().collect();
                 unwatched.retain(|r| !back.contains(r));
                 if !back.is_empty() {
@@ -301,6 +315,27 @@ fn run(
             }
         }
     }
+}
+
+/// What woke the engine loop (`None`: that channel disconnected).
+enum Wake {
+    /// A bucket root finished its first poll.
+    PolledOnce,
+    Objects(Option<crate::s3::poller::RemoteBatch>),
+    Changes(Option<watch::WatchBatch>),
+    Embedded(Option<EmbedResult>),
+    /// Embedding, paused after a failure, may run again.
+    EmbedResume,
+    Control(Option<Control>),
+    Repair(Option<crate::engine::Repair>),
+    /// Time for garbage collection.
+    Collect,
+    /// Transient read failures are due.
+    Retry,
+    /// Polled roots are due.
+    Poll,
+    /// Check whether deleted roots are back.
+    RecheckRoots,
 }
 
 /// The pollers of the object-storage roots. Dropping this stops them (at their next wait,
