@@ -187,8 +187,6 @@ fn sse_delivers_a_change_made_after_subscribing_and_metrics_move() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    t.write("fresh.txt", "a brand new file\n");
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = sse.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -198,6 +196,10 @@ fn sse_delivers_a_change_made_after_subscribing_and_metrics_move() {
             }
         }
     });
+    // The first event says the subscription is in place: every later change reaches it.
+    let first = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(first, "event: state");
+    t.write("fresh.txt", "a brand new file\n");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines = Vec::new();
     let mut got = false;
@@ -247,7 +249,11 @@ fn sigterm_during_the_initial_reconcile_exits_0_and_a_restart_is_consistent() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
+    // SIGTERM while the initial reconcile runs (its socket answers meanwhile).
+    wait_for("the initial reconcile to start", || {
+        serde_json::from_slice::<Value>(&t.run(&["status", "--json"]).stdout)
+            .is_ok_and(|s| s["phase"] == "scanning" && s["pid"] == child.id())
+    });
     let sent = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();

@@ -483,8 +483,18 @@ async fn files(
     }
 }
 
+/// Server-sent events: first a `state` event with the current phase (sent once the
+/// subscription is in place, so a client knows that every later change will reach it), then
+/// `change` and `state` events as they happen.
 async fn events(State(s): State<AppState>) -> HttpResponse {
-    let stream = BroadcastStream::new(s.events.subscribe()).map(|item| {
+    let receiver = s.events.subscribe();
+    let now = s.backend.status.get();
+    let current = Event::default()
+        .event("state")
+        .json_data(serde_json::json!({ "phase": now.phase, "ready": now.ready }))
+        .unwrap_or_else(|_| Event::default().comment("unencodable"));
+    let first = tokio_stream::once(Ok::<_, std::convert::Infallible>(current));
+    let stream = BroadcastStream::new(receiver).map(|item| {
         Ok::<_, std::convert::Infallible>(match item {
             Ok(e) => Event::default()
                 .event(e.event)
@@ -495,7 +505,7 @@ async fn events(State(s): State<AppState>) -> HttpResponse {
                 .data("events were dropped for this slow subscriber"),
         })
     });
-    Sse::new(stream)
+    Sse::new(first.chain(stream))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
