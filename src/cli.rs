@@ -124,7 +124,12 @@ pub enum Command {
         /// rest (by default they are demoted)
         #[arg(long)]
         no_demote: bool,
-        /// One JSON object per hit per line, with each hit's rank in each mode and why it moved
+        /// First wait until the watcher has applied every change made before this command
+        /// (read-your-writes; needs a running `vigil watch`)
+        #[arg(long)]
+        sync: bool,
+        /// One JSON object per hit per line, with each hit's rank in each mode and why it
+        /// moved; the last line is {"freshness": ...}
         #[arg(long)]
         json: bool,
     },

@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
             per_file,
             files,
             no_demote,
+            sync,
             json,
         } => {
             // Text-only runs rank by text alone, without a warning about the missing half.
@@ -83,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     per_file.map(|n| n as usize)
                 },
                 no_demote: *no_demote,
+                sync: *sync,
             };
             search(&cli, req, *json, *files)
         }
@@ -265,11 +267,9 @@ fn embed_all(engine: &mut Engine) -> Result<u64> {
     Ok(done)
 }
 
-/// What the socket server answers with: read-only handles on the engine's indexes.
-fn backend(
-    engine: &Engine,
-    repairs: Option<&crossbeam_channel::Sender<crate::engine::Repair>>,
-) -> Backend {
+/// What the socket server answers with: read-only handles on the engine's indexes, and for a
+/// watcher, the channels to repair and sync through.
+fn backend(engine: &Engine, watcher: Option<&WatcherLinks>) -> Backend {
     Backend {
         chunker: Some(engine.chunker()),
         index_dir: engine.index_dir().to_path_buf(),
@@ -277,8 +277,16 @@ fn backend(
         store: engine.store(),
         status: engine.status(),
         embeds: Some(engine.shared_embed_queue()),
-        repairs: repairs.cloned(),
+        repairs: watcher.map(|w| w.repairs.clone()),
+        cookies: watcher.map(|w| w.cookies.clone()),
     }
+}
+
+/// What a watcher's API needs from its engine loop: a way to hand it repairs, and the sync
+/// cookies it notes.
+struct WatcherLinks {
+    repairs: crossbeam_channel::Sender<crate::engine::Repair>,
+    cookies: Arc<crate::service::cookie::Cookies>,
 }
 
 fn engine_model(engine: &Engine) -> Result<model::ModelFiles> {
@@ -308,9 +316,13 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
     listen.validate()?;
     let mut engine = open_engine(cli, &file, &settings)?;
     let (repair_tx, repair_rx) = crossbeam_channel::unbounded();
+    let links = WatcherLinks {
+        repairs: repair_tx,
+        cookies: Arc::default(),
+    };
     let api = http::serve(
         &config::index_dir(cli),
-        backend(&engine, Some(&repair_tx)),
+        backend(&engine, Some(&links)),
         engine.metrics(),
         &listen,
     )?;
@@ -327,7 +339,7 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
     let signals = service::signal_channel()?;
     let dashboard = wants_dashboard_on(no_tui).then(|| {
         let (tx, rx) = crossbeam_channel::bounded(crate::tui::ACTIVITY_CHANNEL);
-        (backend(&engine, Some(&repair_tx)), tx, rx)
+        (backend(&engine, Some(&links)), tx, rx)
     });
     if engine.embeddings_enabled() {
         // The first search by meaning should not wait for the model.
@@ -346,6 +358,7 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
         settings.watch_mode(),
         dashboard.as_ref().map(|d| d.1.clone()),
         repair_rx,
+        links.cookies.clone(),
     )?;
     service::supervise_reloads(
         service.reloader(),
@@ -480,6 +493,7 @@ fn direct_backend(
         index_dir: index_dir.to_path_buf(),
         embeds: None,
         repairs: None,
+        cookies: None,
     })
 }
 
@@ -512,9 +526,14 @@ fn search(cli: &Cli, req: SearchRequest, json: bool, files: bool) -> Result<()> 
         eprintln!("vigil: {w}");
     }
     if files {
-        return output::files(&res.hits, json);
+        output::files(&res.hits, json)?;
+    } else {
+        output::hits(&res.hits, json)?;
     }
-    output::hits(&res.hits, json)
+    if json && let Some(f) = &res.freshness {
+        println!("{}", serde_json::json!({ "freshness": f }));
+    }
+    Ok(())
 }
 
 /// `vigil verify`: prints differences; exits 1 when there are any (after `--repair`, when

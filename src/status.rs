@@ -103,6 +103,11 @@ pub struct StatusSnapshot {
     pub watches_active: u64,
     /// Changed paths waiting to be applied.
     pub queue_depth: u64,
+    /// Every change made before this time (ms since the epoch) is applied (0: not yet). Later
+    /// ones may still be settling in the debouncer (`debounce` + one tick); `sync` waits for
+    /// them.
+    #[serde(default)]
+    pub applied_ms: u64,
     /// Files created, modified, deleted, renamed, touched, skipped or failed by this process.
     pub files_changed: u64,
     /// The last error, if the engine stopped or a batch failed.
@@ -115,6 +120,23 @@ pub struct StatusSnapshot {
     /// Disk usage, measured when `status` is asked (not kept up to date otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskUsage>,
+}
+
+/// How current an answer is, sent with every search answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Freshness {
+    /// A watcher keeps this index in step with the disk (`false`: the answer comes from an
+    /// index no process watches, as of its last run).
+    pub watched: bool,
+    /// Every change made before this time (ms since the epoch) is applied.
+    pub applied_ms: u64,
+    /// Changed paths handed over and not yet applied.
+    pub queued_files: u64,
+    /// Chunk texts still waiting for an embedding (found by words, not yet by meaning).
+    pub embeddings_pending: u64,
+    /// With `sync`: ms spent waiting until every change made before the call was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_ms: Option<u64>,
 }
 
 /// Bytes the index takes on disk, by part.

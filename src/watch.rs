@@ -109,7 +109,7 @@ pub fn start(
             // between `debounce` and `debounce + tick` after its last event. Its default tick
             // (debounce / 4) adds ~37 ms on average at 300 ms; debounce / 10 adds ~15 ms, for
             // a wake-up every 30 ms (benches/latency.rs).
-            let tick = (debounce / 10).max(Duration::from_millis(5)).min(debounce);
+            let tick = tick(debounce);
             let mut debouncer =
                 new_debouncer(debounce, Some(tick), move |result: DebounceEventResult| {
                     let _ = sender.send(to_batch(result));
@@ -209,4 +209,10 @@ fn to_batch(result: DebounceEventResult) -> WatchBatch {
         }
     }
     batch
+}
+
+/// How often the debouncer looks for settled paths: a path is handed over between `debounce`
+/// and `debounce` + this after its last event.
+pub fn tick(debounce: Duration) -> Duration {
+    (debounce / 10).max(Duration::from_millis(5)).min(debounce)
 }

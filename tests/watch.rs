@@ -231,3 +231,45 @@ fn verify_repair_fixes_a_real_difference_through_the_running_watcher() {
     );
     assert!(w.stop().success());
 }
+
+#[test]
+fn search_with_sync_sees_a_write_made_just_before_it() {
+    let t = Tree::new(false);
+    t.write("a.md", "nothing to see\n");
+    let w = t.watch();
+    for (round, word) in ["lighthouse", "anchor", "ferry", "beacon", "harbour"]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("fresh{round}.md");
+        let written = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        t.write(&name, format!("{word} keeper\n"));
+        // No sleep: without sync the answer says how current it is, and it is older than
+        // the write (the debounce alone is 100 ms).
+        let out = t.ok(&["search", word, "--mode", "text", "--json"]);
+        let lines = common::json_lines(&out);
+        let freshness = &lines.last().unwrap()["freshness"];
+        assert_eq!(freshness["watched"], true);
+        assert!(
+            freshness["applied_ms"].as_u64().unwrap() < written,
+            "{freshness}"
+        );
+        // With sync it is found, every time.
+        assert_eq!(
+            t.found(word, &["--mode", "text", "--sync"]),
+            vec![name.clone()]
+        );
+    }
+    // Nothing of the cookies stays behind or gets indexed.
+    assert!(std::fs::read_dir(&t.root).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".vigil-cookie")
+    }));
+    t.assert_verified("after syncs");
+    assert!(w.stop().success());
+}

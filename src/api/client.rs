@@ -98,6 +98,9 @@ pub fn target(request: &Request) -> String {
             if r.no_demote {
                 pairs.push(("demote", "0".into()));
             }
+            if r.sync {
+                pairs.push(("sync", "1".into()));
+            }
             format!("/search?{}", encode(&pairs))
         }
         Request::History { path, limit } => {

@@ -391,6 +391,7 @@ struct SearchParams {
     text: bool,
     per_file: Option<usize>,
     demote: Option<u8>,
+    sync: Option<u8>,
 }
 
 async fn search(
@@ -432,6 +433,7 @@ async fn search(
             include_text: p.text,
             per_file: p.per_file.filter(|&n| n > 0),
             no_demote: p.demote == Some(0),
+            sync: p.sync == Some(1),
         }),
     )
     .await

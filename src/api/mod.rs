@@ -79,7 +79,12 @@ pub struct Backend {
     pub embeds: Option<crate::engine::SharedEmbedQueue>,
     /// Where repairs go to the engine (`None`: this process cannot repair).
     pub repairs: Option<crossbeam_channel::Sender<crate::engine::Repair>>,
+    /// The watcher's sync cookies (`None`: no watcher here, nothing to sync with).
+    pub cookies: Option<Arc<crate::service::cookie::Cookies>>,
 }
+
+/// How long a `sync` search waits for the watcher to apply earlier changes.
+pub const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a repair through the socket may take before the CLI is told it timed out.
 const REPAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -88,7 +93,7 @@ impl Backend {
     /// Answers one request (also used directly by the CLI when no watcher runs).
     pub fn answer(&self, request: &Request) -> Response {
         let result = match request {
-            Request::Search(req) => self.searcher.search(req).map(Response::Search),
+            Request::Search(req) => self.search(req).map(Response::Search),
             Request::Status => {
                 let mut status = self.status.get();
                 crate::status::DiskUsage::measure(&self.index_dir, &self.store).map(|disk| {
@@ -111,6 +116,37 @@ impl Backend {
         result.unwrap_or_else(|e| Response::Error {
             message: format!("{e:#}"),
         })
+    }
+
+    /// A search, after a sync when asked, with its freshness.
+    fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
+        let synced_ms = match (&self.cookies, req.sync) {
+            (Some(cookies), true) => {
+                let roots: Vec<PathBuf> = self
+                    .status
+                    .get()
+                    .roots
+                    .iter()
+                    .filter(|r| !r.starts_with("s3://"))
+                    .map(PathBuf::from)
+                    .collect();
+                Some(cookies.sync(&roots, SYNC_TIMEOUT)?.as_millis() as u64)
+            }
+            (None, true) => anyhow::bail!(
+                "sync needs a running watcher (`vigil watch`): no process keeps this index in step"
+            ),
+            _ => None,
+        };
+        let mut response = self.searcher.search(req)?;
+        let s = self.status.get();
+        response.freshness = Some(crate::status::Freshness {
+            watched: self.cookies.is_some(),
+            applied_ms: s.applied_ms,
+            queued_files: s.queue_depth,
+            embeddings_pending: s.embeddings_pending,
+            synced_ms,
+        });
+        Ok(response)
     }
 
     fn verify(&self) -> Result<Vec<crate::verify::Difference>> {

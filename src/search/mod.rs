@@ -64,6 +64,10 @@ pub struct SearchRequest {
     /// (by default they are demoted).
     #[serde(default)]
     pub no_demote: bool,
+    /// Before searching, wait until every change made before the call is applied (cookie
+    /// sync; only a watcher can).
+    #[serde(default)]
+    pub sync: bool,
 }
 
 impl SearchRequest {
@@ -77,6 +81,7 @@ impl SearchRequest {
             include_text: false,
             per_file: None,
             no_demote: false,
+            sync: false,
         }
     }
 }
@@ -129,6 +134,9 @@ pub struct SearchResponse {
     /// How the query was read: `symbol`, `path` or `natural`.
     #[serde(default)]
     pub query_kind: String,
+    /// How current the answer is (set by whoever answers: a watcher, or the CLI itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<crate::status::Freshness>,
 }
 
 /// Answers searches over an index; cheap to share between threads.
@@ -364,6 +372,7 @@ impl Searcher {
             hits,
             warnings,
             query_kind: query.kind.name().to_string(),
+            freshness: None,
         })
     }
 

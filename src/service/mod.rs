@@ -4,6 +4,7 @@
 //! batches and feeds the embedding worker, until told to stop. Whoever started it (headless
 //! main thread, or the dashboard) only talks to it through channels and the status cell.
 
+pub mod cookie;
 mod watchdog;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub fn start(
     mode: watch::Mode,
     activity: Option<Sender<HistoryRow>>,
     repairs: Receiver<crate::engine::Repair>,
+    cookies: Arc<cookie::Cookies>,
 ) -> Result<Service> {
     let roots = engine.roots();
     // Watch first, so nothing that changes during the initial reconcile is missed.
@@ -118,6 +120,7 @@ pub fn start(
                 changes,
                 &control_rx,
                 &repairs,
+                &cookies,
                 debounce,
                 mode,
             );
@@ -144,6 +147,7 @@ fn run(
     mut changes: Receiver<watch::WatchBatch>,
     control: &Receiver<Control>,
     repairs: &Receiver<crate::engine::Repair>,
+    cookies: &cookie::Cookies,
     mut debounce: Duration,
     mut mode: watch::Mode,
 ) -> Result<()> {
@@ -151,7 +155,9 @@ fn run(
     tracing::info!(roots = ?engine.roots(), buckets = ?engine.remote_roots(), "watching; initial reconcile");
     engine.publish(Phase::Scanning);
     let _ = sd_notify::notify(&[NotifyState::Status("initial reconcile")]);
+    let started = crate::records::now_ms();
     let stats = engine.reconcile(&engine.roots(), &())?;
+    status.update(|s| s.applied_ms = started);
     log_batch("initial reconcile", &stats);
     if engine.cancelled() {
         return Ok(());
@@ -241,7 +247,7 @@ fn run(
             }
             Wake::Changes(None) => bail!("the file watcher stopped"),
             Wake::Changes(Some(first)) => {
-                for root in apply_changes(engine, &status, first, &changes)? {
+                for root in apply_changes(engine, &status, cookies, first, &changes, debounce)? {
                     if !unwatched.contains(&root) {
                         unwatched.push(root);
                     }
@@ -297,7 +303,13 @@ fn run(
             }
             Wake::Poll => {
                 let polled = watcher.polled().to_vec();
+                let started = crate::records::now_ms();
                 let stats = engine.reconcile(&polled, &())?;
+                cookies.note_under(&polled);
+                if watcher.watches() == 0 {
+                    // Everything is polled: what changed before this poll began is in.
+                    status.update(|s| s.applied_ms = s.applied_ms.max(started));
+                }
                 log_batch("polled", &stats);
                 engine.publish(settled(engine));
             }
@@ -495,9 +507,15 @@ fn settled(engine: &Engine) -> Phase {
 fn apply_changes(
     engine: &mut Engine,
     status: &StatusCell,
+    cookies: &cookie::Cookies,
     first: watch::WatchBatch,
     changes: &Receiver<watch::WatchBatch>,
+    debounce: Duration,
 ) -> Result<Vec<PathBuf>> {
+    // A change is handed over at most `debounce` + one tick after its last event: once this
+    // batch is applied, everything that changed before `settled_before` is in.
+    let settled_before = crate::records::now_ms()
+        .saturating_sub((debounce + watch::tick(debounce)).as_millis() as u64);
     let roots = engine.roots();
     let metrics = engine.metrics();
     let mut paths = first.paths;
@@ -533,6 +551,12 @@ fn apply_changes(
     if paths.is_empty() {
         return Ok(Vec::new());
     }
+    // A cookie alone needs no reconcile (it is never indexed).
+    if !rescan && paths.iter().all(|p| cookie::is_cookie(p)) {
+        cookies.note(&paths);
+        status.update(|s| s.applied_ms = s.applied_ms.max(settled_before));
+        return Ok(Vec::new());
+    }
     // An event on a root itself means its watch is gone (deleted, moved away).
     let dead_roots: Vec<PathBuf> = roots
         .iter()
@@ -540,8 +564,16 @@ fn apply_changes(
         .cloned()
         .collect();
     let stats = engine.reconcile(&paths, &())?;
+    if rescan {
+        cookies.note_under(&roots);
+    } else {
+        cookies.note(&paths);
+    }
     let waiting = changes.len() as u64;
-    status.update(|s| s.queue_depth = waiting);
+    status.update(|s| {
+        s.queue_depth = waiting;
+        s.applied_ms = s.applied_ms.max(settled_before);
+    });
     log_batch("applied batch", &stats);
     engine.publish(settled(engine));
     Ok(dead_roots)

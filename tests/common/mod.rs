@@ -153,7 +153,10 @@ impl Tree {
     pub fn search(&self, query: &str, extra: &[&str]) -> Vec<Value> {
         let mut args = vec!["search", query, "--json"];
         args.extend_from_slice(extra);
-        json_lines(&self.ok(&args))
+        let mut lines = json_lines(&self.ok(&args));
+        let last = lines.pop().expect("the freshness line");
+        assert!(last.get("freshness").is_some(), "last line: {last}");
+        lines
     }
 
     /// Paths of the hits for `query`, relative to the root.
