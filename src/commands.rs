@@ -357,8 +357,10 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
         debounce,
         settings.watch_mode(),
         dashboard.as_ref().map(|d| d.1.clone()),
-        repair_rx,
-        links.cookies.clone(),
+        service::Requests {
+            repairs: repair_rx,
+            cookies: links.cookies.clone(),
+        },
     )?;
     service::supervise_reloads(
         service.reloader(),

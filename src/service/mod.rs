@@ -82,6 +82,12 @@ impl Service {
     }
 }
 
+/// What the API asks of the engine loop: repairs, and sync cookies to note as applied.
+pub struct Requests {
+    pub repairs: Receiver<crate::engine::Repair>,
+    pub cookies: Arc<cookie::Cookies>,
+}
+
 /// Starts watching the engine's roots and runs the engine on a thread. Applied changes are
 /// also sent to `activity` (dropped when the receiver lags).
 ///
@@ -91,8 +97,7 @@ pub fn start(
     debounce: Duration,
     mode: watch::Mode,
     activity: Option<Sender<HistoryRow>>,
-    repairs: Receiver<crate::engine::Repair>,
-    cookies: Arc<cookie::Cookies>,
+    requests: Requests,
 ) -> Result<Service> {
     let roots = engine.roots();
     // Watch first, so nothing that changes during the initial reconcile is missed.
@@ -119,8 +124,7 @@ pub fn start(
                 watcher,
                 changes,
                 &control_rx,
-                &repairs,
-                &cookies,
+                &requests,
                 debounce,
                 mode,
             );
@@ -146,11 +150,11 @@ fn run(
     mut watcher: watch::Watcher,
     mut changes: Receiver<watch::WatchBatch>,
     control: &Receiver<Control>,
-    repairs: &Receiver<crate::engine::Repair>,
-    cookies: &cookie::Cookies,
+    requests: &Requests,
     mut debounce: Duration,
     mut mode: watch::Mode,
 ) -> Result<()> {
+    let (repairs, cookies) = (&requests.repairs, &*requests.cookies);
     let status = engine.status();
     tracing::info!(roots = ?engine.roots(), buckets = ?engine.remote_roots(), "watching; initial reconcile");
     engine.publish(Phase::Scanning);
