@@ -139,6 +139,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve coding agents over the Model Context Protocol on stdin/stdout: tools search,
+    /// status, changes and read, answered by the watcher that owns the index
+    Mcp {
+        /// Roots to watch for the length of the session when no watcher owns the index
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
     /// Compare the index with the disk (walk and hash); exit 1 if they differ
     Verify {
         /// One JSON object per difference per line

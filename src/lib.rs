@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod index;
+pub mod mcp;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -129,9 +129,20 @@ pub fn target(request: &Request) -> String {
 ///
 /// Errors: the API answered with an error (its message), or broke off.
 pub fn ask(index_dir: &Path, request: &Request) -> Result<Option<Response>> {
+    let wait = match request {
+        Request::Repair => Duration::from_secs(3600),
+        _ => Duration::from_secs(120),
+    };
+    ask_within(index_dir, request, wait)
+}
+
+/// Like [`ask`], waiting at most `wait` for the answer.
+///
+/// Errors: as [`ask`], and the answer is late.
+pub fn ask_within(index_dir: &Path, request: &Request, wait: Duration) -> Result<Option<Response>> {
     let answer = match request {
-        Request::Repair => call(index_dir, "POST", "/repair", Duration::from_secs(3600))?,
-        _ => get(index_dir, &target(request))?,
+        Request::Repair => call(index_dir, "POST", "/repair", wait)?,
+        _ => call(index_dir, "GET", &target(request), wait)?,
     };
     let Some((code, body)) = answer else {
         return Ok(None);

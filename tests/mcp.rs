@@ -1,0 +1,219 @@
+//! The MCP server with a real client: the official MCP Python SDK (`mcp` on PyPI, pinned),
+//! installed by the test itself, driving `vigil mcp` over stdio.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::Tree;
+use serde_json::Value;
+
+/// The pinned client SDK.
+const MCP_SDK: &str = "mcp==1.30.0";
+
+/// Installs the SDK once per target directory (serialised across test processes); `None`
+/// (after saying why) when pip cannot reach the package registry.
+fn python_sdk() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-python-1.30.0");
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
+    // SAFETY: flock on a descriptor we own; released when `lock` drops.
+    assert_eq!(
+        unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    if dir.join("mcp").is_dir() {
+        return Some(dir);
+    }
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&dir)
+        .arg(MCP_SDK)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(dir),
+        Ok(o) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            common::skip(&format!(
+                "cannot install the MCP Python SDK ({MCP_SDK}): {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+            None
+        }
+        Err(e) => {
+            common::skip(&format!("no python3 to run the MCP client: {e}"));
+            None
+        }
+    }
+}
+
+/// Starts the Python client on `scenario`, with `vigil ARGS` as the server command.
+fn client(t: &Tree, sdk: &PathBuf, scenario: &str, args: &[&str]) -> std::process::Child {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
+        .arg(scenario)
+        .arg(common::bin())
+        .arg("--no-embed")
+        .args(args)
+        .env("PYTHONPATH", sdk)
+        .env("TEST_ROOT", &t.root)
+        .env("VIGIL_INDEX", &t.index)
+        .env("XDG_DATA_HOME", t.tmp.path().join("data"))
+        .env("VIGIL_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+fn steps(stdout: &str) -> std::collections::HashMap<String, Value> {
+    common::json_lines(stdout)
+        .into_iter()
+        .map(|v| (v["step"].as_str().unwrap().to_string(), v))
+        .collect()
+}
+
+#[test]
+fn an_agent_initialises_lists_and_calls_every_tool_with_fresh_answers() {
+    let Some(sdk) = python_sdk() else { return };
+    let t = Tree::new(false);
+    t.write(
+        "src/harbour.rs",
+        "fn dock_ship() { /* the harbour master */ }\n",
+    );
+    std::fs::write(t.tmp.path().join("outside.txt"), "secret\n").unwrap();
+    std::os::unix::fs::symlink(t.tmp.path().join("outside.txt"), t.path("escape_link")).unwrap();
+    // No watcher yet: `vigil mcp ROOT` watches the root for the session.
+    let root = t.root.to_str().unwrap().to_string();
+    let out = client(&t, &sdk, "tools", &["mcp", &root])
+        .wait_with_output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = steps(&stdout);
+    assert_eq!(s["initialize"]["server"], "vigil");
+    assert_eq!(
+        s["tools"]["names"],
+        serde_json::json!(["changes", "read", "search", "status"])
+    );
+    let keywords: Vec<&str> = s["tools"]["keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        !keywords.contains(&"format") && !keywords.contains(&"$schema"),
+        "strict clients reject these: {keywords:?}"
+    );
+    assert_eq!(s["status"]["error"], false);
+    // Without sync, the answer carries freshness that shows the lag.
+    let nosync = &s["search_nosync"];
+    assert_eq!(nosync["freshness"]["watched"], true);
+    if nosync["hits"].as_array().unwrap().is_empty() {
+        assert!(
+            nosync["freshness"]["applied_ms"].as_u64().unwrap()
+                < nosync["written_ms"].as_u64().unwrap(),
+            "{nosync}"
+        );
+    }
+    // With sync, the file written just before the call is found.
+    let sync = &s["search_sync"];
+    assert_eq!(sync["error"], false);
+    assert!(
+        sync["hits"][0].as_str().unwrap().ends_with("fresh_note.md"),
+        "{sync}"
+    );
+    assert!(sync["freshness"]["synced_ms"].is_u64(), "{sync}");
+    assert_eq!(s["read"]["error"], false);
+    assert!(
+        s["read"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("quartermaster")
+    );
+    for escape in ["read_dotdot", "read_symlink"] {
+        assert_eq!(s[escape]["error"], true, "{}", s[escape]);
+    }
+    assert!(
+        s["read_symlink"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside the watched roots"),
+        "{}",
+        s["read_symlink"]
+    );
+    assert!(
+        s["changes"]["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().ends_with("fresh_note.md")),
+        "{}",
+        s["changes"]
+    );
+    assert_eq!(s["bad_mode"]["error"], true);
+    // The session's watcher stopped with the session.
+    assert!(common::poll(|| common_socket_gone(&t)));
+}
+
+fn common_socket_gone(t: &Tree) -> bool {
+    std::os::unix::net::UnixStream::connect(t.index.join("vigil.sock")).is_err()
+}
+
+#[test]
+fn a_dead_watcher_is_a_clear_error_and_a_restarted_one_is_reached_again() {
+    let Some(sdk) = python_sdk() else { return };
+    let t = Tree::new(false);
+    t.write("log.md", "The harbour is calm.\n");
+    let w = t.watch();
+    let mut c = client(&t, &sdk, "restart", &["mcp"]);
+    let mut stdin = c.stdin.take().unwrap();
+    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+    let mut next = || -> Value {
+        let line = lines.next().expect("a line from the client").unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(next()["step"], "initialize");
+    let before = next();
+    assert_eq!(
+        (before["error"].clone(), before["hits"].clone()),
+        (false.into(), 1.into())
+    );
+    drop(w); // kill -9
+    writeln!(stdin).unwrap();
+    let dead = next();
+    assert_eq!(dead["error"], true, "{dead}");
+    assert!(
+        dead["message"]
+            .as_str()
+            .unwrap()
+            .contains("no vigil watcher"),
+        "{dead}"
+    );
+    assert!(dead["seconds"].as_f64().unwrap() < 30.0, "{dead}");
+    let w = t.watch();
+    writeln!(stdin).unwrap();
+    let after = next();
+    assert_eq!(
+        (after["error"].clone(), after["hits"].clone()),
+        (false.into(), 1.into())
+    );
+    drop(stdin);
+    assert!(c.wait().unwrap().success());
+    assert!(w.stop().success());
+}
