@@ -58,6 +58,18 @@ pub struct Metrics {
     pub s3_downloads: Counter,
     pub s3_download_bytes: Counter,
     pub s3_poll_seconds: Histogram,
+    /// API requests answered (socket, TCP, MCP through the socket), by endpoint.
+    pub api_requests: Family<Endpoint, Counter>,
+    /// API requests being answered right now (concurrent agents show here).
+    pub api_in_flight: Gauge,
+    /// The most answered at once since the start.
+    pub api_in_flight_max: Gauge,
+}
+
+/// Label: an API endpoint (`search`, `status`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Endpoint {
+    pub endpoint: String,
 }
 
 /// 100 µs … ~52 s in 20 factor-2 buckets.
@@ -95,6 +107,9 @@ impl Metrics {
             s3_downloads: Counter::default(),
             s3_download_bytes: Counter::default(),
             s3_poll_seconds: seconds_histogram(),
+            api_requests: Family::default(),
+            api_in_flight: Gauge::default(),
+            api_in_flight_max: Gauge::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,6 +140,21 @@ impl Metrics {
                 m.queue_depth.clone(),
             );
             r.register("files", "Files indexed", m.files.clone());
+            r.register(
+                "api_requests",
+                "API requests answered, by endpoint",
+                m.api_requests.clone(),
+            );
+            r.register(
+                "api_in_flight",
+                "API requests being answered now",
+                m.api_in_flight.clone(),
+            );
+            r.register(
+                "api_in_flight_max",
+                "Most API requests answered at once since the start",
+                m.api_in_flight_max.clone(),
+            );
             r.register(
                 "s3_polls",
                 "Polls of object-storage roots, by outcome",

@@ -217,3 +217,72 @@ fn a_dead_watcher_is_a_clear_error_and_a_restarted_one_is_reached_again() {
     assert!(c.wait().unwrap().success());
     assert!(w.stop().success());
 }
+
+#[test]
+fn the_watchers_socket_serves_mcp_over_streamable_http() {
+    let Some(sdk) = python_sdk() else { return };
+    let t = Tree::new(false);
+    t.write("log.md", "The harbour is calm.\n");
+    let w = t.watch();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("http")
+        .arg(t.index.join("vigil.sock"))
+        .env("PYTHONPATH", &sdk)
+        .env("TEST_ROOT", &t.root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = steps(&stdout);
+    assert_eq!(s["initialize"]["server"], "vigil");
+    assert_eq!(
+        s["tools"]["names"],
+        serde_json::json!(["changes", "read", "search", "status"])
+    );
+    assert_eq!(s["search"]["error"], false, "{}", s["search"]);
+    assert!(s["search"]["hits"][0].as_str().unwrap().ends_with("log.md"));
+    assert!(w.stop().success());
+}
+
+#[test]
+fn concurrent_agents_are_served_and_counted() {
+    let Some(sdk) = python_sdk() else { return };
+    let t = Tree::new(false);
+    t.write("log.md", "The harbour is calm.\n");
+    let w = t.watch();
+    // Three agents at once, each with its own `vigil mcp` attached to the same watcher.
+    let clients: Vec<_> = (0..3)
+        .map(|_| client(&t, &sdk, "tools", &["mcp"]))
+        .collect();
+    for c in clients {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = steps(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(s["search_sync"]["error"], false, "{}", s["search_sync"]);
+    }
+    let (code, body) = vigil::api::client::get(&t.index, "/metrics")
+        .unwrap()
+        .unwrap();
+    assert_eq!(code, 200);
+    let text = String::from_utf8_lossy(&body);
+    let searches = text
+        .lines()
+        .find(|l| l.starts_with("vigil_api_requests_total{endpoint=\"search\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // Two searches per agent (one without sync, one with).
+    assert!(searches >= 3 * 2, "{text}");
+    assert!(text.contains("vigil_api_in_flight_max"), "{text}");
+    assert!(w.stop().success());
+}

@@ -77,7 +77,7 @@ fn encode(pairs: &[(&str, String)]) -> String {
 /// The URL of a request.
 pub fn target(request: &Request) -> String {
     match request {
-        Request::Status => "/status".into(),
+        Request::Status => "/status?disk=1".into(),
         Request::Search(r) => {
             let mode = match r.mode {
                 Mode::Hybrid => "hybrid",

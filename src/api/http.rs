@@ -241,7 +241,31 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// The routes; `/repair` (POST) only with `repair`, for the Unix socket.
+/// MCP's streamable-HTTP transport, for clients that prefer it to stdio: the same server as
+/// `vigil mcp`, asking this process through its socket.
+fn mcp_service(
+    index_dir: std::path::PathBuf,
+) -> rmcp::transport::streamable_http_server::StreamableHttpService<
+    crate::mcp::VigilMcp,
+    rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+> {
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    StreamableHttpService::new(
+        move || Ok(crate::mcp::VigilMcp::new(index_dir.clone())),
+        Default::default(),
+        // The socket's clients name any host (curl sends `localhost`, vigil's own `vigil`).
+        StreamableHttpServerConfig::default().with_allowed_hosts([
+            "vigil",
+            "localhost",
+            "127.0.0.1",
+            "::1",
+        ]),
+    )
+}
+
+/// The routes; `/repair` (POST) and `/mcp` only with `repair`, for the Unix socket.
 fn router(state: AppState, repair: bool) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
@@ -254,7 +278,10 @@ fn router(state: AppState, repair: bool) -> Router {
         .route("/metrics", get(metrics))
         .route("/verify", get(verify));
     let routes = if repair {
-        routes.route("/repair", axum::routing::post(self::repair))
+        let index_dir = state.backend.index_dir.clone();
+        routes
+            .route("/repair", axum::routing::post(self::repair))
+            .route_service("/mcp", mcp_service(index_dir))
     } else {
         routes
     };
@@ -345,14 +372,47 @@ async fn readyz(State(s): State<AppState>) -> HttpResponse {
     }
 }
 
-async fn status(State(s): State<AppState>) -> HttpResponse {
-    Json(s.backend.status.get()).into_response()
+#[derive(Debug, Deserialize)]
+struct StatusParams {
+    disk: Option<u8>,
+}
+
+/// The status snapshot; with `disk=1` also the disk used by each part (measured now).
+async fn status(
+    State(s): State<AppState>,
+    params: Result<Query<StatusParams>, QueryRejection>,
+) -> HttpResponse {
+    match params {
+        Ok(Query(StatusParams { disk: Some(1) })) => answer(s, Request::Status).await,
+        Ok(_) => Json(s.backend.status.get()).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.body_text()),
+    }
 }
 
 /// Runs a backend request on a blocking thread and turns the answer into HTTP.
 async fn answer(s: AppState, request: Request) -> HttpResponse {
     let backend = s.backend.clone();
-    match tokio::task::spawn_blocking(move || backend.answer(&request)).await {
+    let endpoint = match &request {
+        Request::Search(_) => "search",
+        Request::Status => "status",
+        Request::History { .. } => "history",
+        Request::Files { .. } => "files",
+        Request::Verify => "verify",
+        Request::Repair => "repair",
+    };
+    s.metrics
+        .api_requests
+        .get_or_create(&crate::metrics::Endpoint {
+            endpoint: endpoint.into(),
+        })
+        .inc();
+    let now = s.metrics.api_in_flight.inc() + 1;
+    if now > s.metrics.api_in_flight_max.get() {
+        s.metrics.api_in_flight_max.set(now);
+    }
+    let answered = tokio::task::spawn_blocking(move || backend.answer(&request)).await;
+    s.metrics.api_in_flight.dec();
+    match answered {
         Ok(Response::Error { message }) => {
             s.metrics.error("api");
             let status = if message.contains("invalid --path glob")

@@ -96,9 +96,28 @@ async def restart(session, root):
     out(step="after", error=err, hits=len(res["hits"]) if res else None)
 
 
+async def over_http(socket_path):
+    # The streamable-HTTP transport at /mcp on the watcher's Unix socket.
+    import httpx
+    from mcp.client.streamable_http import streamable_http_client
+
+    client = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=socket_path), timeout=30)
+    async with streamable_http_client("http://localhost/mcp", http_client=client) as (read, write, _):
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            out(step="initialize", server=init.serverInfo.name, protocol=init.protocolVersion)
+            listed = await session.list_tools()
+            out(step="tools", names=sorted(t.name for t in listed.tools))
+            err, body, res = await call(session, "search", {"query": "harbour", "mode": "text", "sync": True})
+            out(step="search", error=err, hits=[h["path"] for h in res["hits"]] if res else body)
+
+
 async def main():
     scenario, command, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     root = os.environ["TEST_ROOT"]
+    if scenario == "http":
+        await over_http(command)
+        return
     params = StdioServerParameters(command=command, args=args, env=dict(os.environ))
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
