@@ -111,6 +111,10 @@ pub struct HistoryRow {
     /// For skipped and failed changes, why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For modifications: the line ranges (1-based, inclusive) of the chunks whose text is
+    /// new, i.e. where the file changed, to chunk precision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_lines: Vec<[u32; 2]>,
 }
 
 impl HistoryRow {

@@ -166,6 +166,13 @@ fn an_agent_initialises_lists_and_calls_every_tool_with_fresh_answers() {
         "{}",
         s["changes"]
     );
+    let modified = &s["changes"]["modified"][0];
+    assert_eq!(
+        modified["changed_lines"],
+        serde_json::json!([[1, 42]]),
+        "{}",
+        s["changes"]
+    );
     assert_eq!(s["bad_mode"]["error"], true);
     // The session's watcher stopped with the session.
     assert!(common::poll(|| common_socket_gone(&t)));

@@ -580,6 +580,16 @@ impl Engine {
             return Ok(());
         }
         let mut from = None;
+        // The texts the file had, to tell which chunks this change touched.
+        let old_texts: std::collections::HashSet<[u8; 32]> = match &stored {
+            Some(r) => self
+                .store
+                .chunks(&r.chunks)?
+                .into_iter()
+                .map(|(_, c)| c.hash)
+                .collect(),
+            None => Default::default(),
+        };
         let mut removed = stored
             .as_ref()
             .map(|r| self.drop_chunks(batch, &key, r))
@@ -643,7 +653,7 @@ impl Engine {
         };
         let added = chunks.len() as u32;
         batch.fresh_mtimes.push(file.seen.mtime_ns);
-        batch.store.history.push(row(
+        let mut history = row(
             &key,
             from.as_deref(),
             kind,
@@ -652,7 +662,11 @@ impl Engine {
             computed,
             reused,
             None,
-        ));
+        );
+        if kind == ChangeKind::Modified {
+            history.changed_lines = changed_lines(&chunks, &old_texts);
+        }
+        batch.store.history.push(history);
         batch.store.put_files.push((key, record));
         Ok(())
     }
@@ -831,7 +845,24 @@ fn row(
         embeddings_computed,
         embeddings_reused,
         reason,
+        changed_lines: Vec::new(),
     }
+}
+
+/// The line ranges (1-based, inclusive, neighbours merged) of the chunks whose text the file
+/// did not have before: where a modification happened, to chunk precision.
+fn changed_lines(
+    chunks: &[crate::pipeline::chunk::Chunk],
+    old_texts: &std::collections::HashSet<[u8; 32]>,
+) -> Vec<[u32; 2]> {
+    let mut ranges: Vec<[u32; 2]> = Vec::new();
+    for c in chunks.iter().filter(|c| !old_texts.contains(&c.hash)) {
+        match ranges.last_mut() {
+            Some(last) if c.start_line <= last[1] + 1 => last[1] = last[1].max(c.end_line),
+            _ => ranges.push([c.start_line, c.end_line]),
+        }
+    }
+    ranges
 }
 
 fn log_change(r: &HistoryRow) {

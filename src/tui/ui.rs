@@ -645,6 +645,7 @@ mod tests {
             embeddings_computed: 2,
             embeddings_reused: 1,
             reason: reason.map(str::to_string),
+            changed_lines: Vec::new(),
         }
     }
 

@@ -77,8 +77,15 @@ async def tools(session, root):
     err, body, _ = await call(session, "read", {"path": "escape_link"})
     out(step="read_symlink", error=err, message=body)
 
+    # A modification: the change row says which lines changed (to chunk precision).
+    harbour = os.path.join(root, "src", "harbour.rs")
+    with open(harbour, "a") as f:
+        f.write("\n" * 40 + "fn undock_ship() { /* the pilot boards */ }\n")
+    await call(session, "search", {"query": "undock", "mode": "text", "sync": True})
     err, body, res = await call(session, "changes", {"minutes": 10})
-    out(step="changes", error=err, paths=[r["path"] for r in res["changes"]] if res else None)
+    rows = res["changes"] if res else []
+    out(step="changes", error=err, paths=[r["path"] for r in rows],
+        modified=[r for r in rows if r["path"].endswith("harbour.rs") and r["kind"] == "modified"])
 
     err, body, _ = await call(session, "search", {"query": "x", "mode": "sideways"})
     out(step="bad_mode", error=err, message=body)
