@@ -309,15 +309,17 @@ fn failure(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
-/// A JSON Schema that strict clients accept: no `$schema`, no `format`, and an optional
-/// field typed by its value type alone (`["integer", "null"]` → `"integer"`; absent means
-/// the default).
+/// A JSON Schema that strict clients accept: no `$schema`, no `format`, no `default: null`,
+/// and an optional field typed by its value type alone (`["integer", "null"]` → `"integer"`;
+/// absent means the default).
 pub fn strict_schema(schema: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match schema {
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .filter(|(k, _)| k != "$schema" && k != "format")
+                .filter(|(k, v)| {
+                    k != "$schema" && k != "format" && !(k == "default" && v.is_null())
+                })
                 .map(|(k, v)| match (k.as_str(), v) {
                     ("type", Value::Array(types)) => {
                         let kept: Vec<Value> = types.into_iter().filter(|t| t != "null").collect();

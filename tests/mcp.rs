@@ -293,3 +293,94 @@ fn concurrent_agents_are_served_and_counted() {
     assert!(text.contains("vigil_api_in_flight_max"), "{text}");
     assert!(w.stop().success());
 }
+
+/// The MCP Inspector's CLI, pinned (0.14.0: later versions need Node 22), installed once per
+/// target directory; `None` (after saying why) without npm or the registry.
+fn inspector() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-inspector-0.14.0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
+    // SAFETY: flock on a descriptor we own; released when `lock` drops.
+    assert_eq!(
+        unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let bin = dir.join("node_modules/.bin/mcp-inspector");
+    if bin.exists() {
+        return Some(bin);
+    }
+    let out = Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg("@modelcontextprotocol/inspector@0.14.0")
+        .output();
+    match out {
+        Ok(o) if o.status.success() && bin.exists() => Some(bin),
+        Ok(o) => {
+            common::skip(&format!(
+                "cannot install the MCP Inspector: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+            None
+        }
+        Err(e) => {
+            common::skip(&format!("no npm to install the MCP Inspector: {e}"));
+            None
+        }
+    }
+}
+
+#[test]
+fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
+    let Some(inspector) = inspector() else { return };
+    let t = Tree::new(false);
+    t.write("log.md", "The harbour is calm.\n");
+    let root = t.root.to_str().unwrap().to_string();
+    let run = |extra: &[&str]| -> Value {
+        let out = Command::new(&inspector)
+            .arg("--cli")
+            .arg(common::bin())
+            .args(["--no-embed", "mcp", &root])
+            .args(extra)
+            .env("VIGIL_INDEX", &t.index)
+            .env("XDG_DATA_HOME", t.tmp.path().join("data"))
+            .env("VIGIL_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "inspector {extra:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let listed = run(&["--method", "tools/list"]);
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 4, "{listed}");
+    let called = run(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "search",
+        "--tool-arg",
+        "query=harbour",
+        "--tool-arg",
+        "mode=text",
+    ]);
+    assert_eq!(called["isError"], false, "{called}");
+    let answer: Value =
+        serde_json::from_str(called["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert!(
+        answer["hits"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("log.md")
+    );
+    assert_eq!(answer["freshness"]["watched"], true);
+}
