@@ -53,7 +53,13 @@ pub struct PollerContext {
     /// Told once, when the first poll has ended (well or not): the initial reconcile of
     /// this root is over.
     pub first_done: crossbeam_channel::Sender<()>,
+    /// Requests to poll now (a `sync`); each is answered when a poll that began after it has
+    /// ended: `Ok`, or why the poll failed.
+    pub poll_now: crossbeam_channel::Receiver<PollNow>,
 }
+
+/// A request to poll now, answered when a poll that began after it has ended.
+pub type PollNow = crossbeam_channel::Sender<std::result::Result<(), String>>;
 
 /// Polls `remote` on a thread until shut down: the first poll at once, then one poll at a
 /// time (polls never overlap), each [`next_delay`] after the end of the last.
@@ -67,8 +73,9 @@ pub fn spawn(remote: Remote, ctx: PollerContext) -> Result<std::thread::JoinHand
             let interval = Duration::from_millis(remote.options.poll_interval_ms.max(10));
             let mut failures = 0;
             let mut first = true;
+            let mut asked: Vec<PollNow> = Vec::new();
             loop {
-                let delay = if first {
+                let delay = if first || !asked.is_empty() {
                     Duration::ZERO
                 } else {
                     next_delay(interval, failures)
@@ -76,12 +83,13 @@ pub fn spawn(remote: Remote, ctx: PollerContext) -> Result<std::thread::JoinHand
                 update(&ctx.status, &root, |r| {
                     r.next_poll_ms = Some(now_ms() + delay.as_millis() as u64)
                 });
-                if !matches!(
-                    ctx.shutdown.recv_timeout(delay),
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                ) {
-                    return;
+                crossbeam_channel::select! {
+                    recv(ctx.shutdown) -> _ => return,
+                    recv(ctx.poll_now) -> request => asked.extend(request.ok()),
+                    default(delay) => {}
                 }
+                asked.extend(ctx.poll_now.try_iter());
+                let answering = std::mem::take(&mut asked);
                 let mut apply = |changes: Vec<ObjectChange>| -> Result<()> {
                     let (reply, answer) = crossbeam_channel::bounded(1);
                     ctx.batches
@@ -106,10 +114,18 @@ pub fn spawn(remote: Remote, ctx: PollerContext) -> Result<std::thread::JoinHand
                     status: &ctx.status,
                 };
                 match poll.run(&mut apply, &stop) {
-                    Ok(_) => failures = 0,
+                    Ok(_) => {
+                        failures = 0;
+                        for reply in answering {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
                     Err(PollError::Remote(e)) => {
                         failures += 1;
                         tracing::warn!(root = %root, failures, "poll failed, backing off: {e}");
+                        for reply in answering {
+                            let _ = reply.send(Err(format!("{root}: the poll failed: {e}")));
+                        }
                     }
                     Err(PollError::Stopped) => return,
                     Err(PollError::Index(e)) => {

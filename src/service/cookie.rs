@@ -21,6 +21,8 @@ pub struct Cookies {
     pending: Mutex<HashSet<PathBuf>>,
     applied: Condvar,
     next: AtomicU64,
+    /// One per bucket root: asks its poller to poll now (replaced when pollers restart).
+    buckets: Mutex<Vec<crossbeam_channel::Sender<crate::s3::poller::PollNow>>>,
 }
 
 impl Cookies {
@@ -47,12 +49,45 @@ impl Cookies {
         }
     }
 
-    /// Writes a cookie in each root and waits until all are applied, at most `timeout`.
-    /// Returns how long it took.
+    /// The pollers of the bucket roots now running (a sync asks each to poll at once).
+    pub fn set_buckets(&self, pollers: Vec<crossbeam_channel::Sender<crate::s3::poller::PollNow>>) {
+        *self.buckets.lock().unwrap_or_else(|p| p.into_inner()) = pollers;
+    }
+
+    /// Writes a cookie in each root and waits until all are applied, and has every bucket
+    /// root polled (a poll that begins after this call, its changes applied), at most
+    /// `timeout` in all. Returns how long it took.
     ///
-    /// Errors: a root where no cookie can be written (with the reason), or the timeout (the
-    /// watcher is behind or stuck; the answer would not include the latest changes).
+    /// Errors: a root where no cookie can be written (with the reason), a poll that failed,
+    /// or the timeout (the watcher is behind or stuck; the answer would not include the
+    /// latest changes).
     pub fn sync(&self, roots: &[PathBuf], timeout: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        let polls: Vec<_> = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|poller| {
+                let (reply, done) = crossbeam_channel::bounded(1);
+                poller.send(reply).ok().map(|_| done)
+            })
+            .collect();
+        self.sync_folders(roots, timeout)?;
+        for done in polls {
+            let left = (started + timeout).saturating_duration_since(Instant::now());
+            match done.recv_timeout(left) {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => bail!("sync: {why}"),
+                Err(_) => {
+                    bail!("sync timed out after {timeout:?}: a bucket root has not been polled yet")
+                }
+            }
+        }
+        Ok(started.elapsed())
+    }
+
+    fn sync_folders(&self, roots: &[PathBuf], timeout: Duration) -> Result<Duration> {
         let started = Instant::now();
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut written = Vec::new();

@@ -168,7 +168,7 @@ fn run(
     }
     // Buckets are polled on their own threads: a slow or unreachable one never holds up the
     // folders. The initial reconcile (and READY=1) ends when each has been polled once.
-    let mut pollers = Pollers::start(engine)?;
+    let mut pollers = Pollers::start(engine, cookies)?;
     let embed = EmbedWorker::start(engine)?;
     let heartbeat = engine.heartbeat();
     let mut in_flight = false;
@@ -276,7 +276,7 @@ fn run(
                 mode = settings.watch_mode();
                 drop(pollers);
                 (watcher, changes) = reload(engine, watcher, changes, *settings)?;
-                pollers = Pollers::start(engine)?;
+                pollers = Pollers::start(engine, cookies)?;
                 poll_tick = poll_ticker(&watcher);
                 if engine.is_live() {
                     notify_ready(engine);
@@ -374,8 +374,9 @@ impl Pollers {
     /// credentials) is logged and shown in the status; the others go on.
     ///
     /// Errors: a thread cannot be spawned.
-    fn start(engine: &Engine) -> Result<Self> {
+    fn start(engine: &Engine, cookies: &cookie::Cookies) -> Result<Self> {
         let (batches_tx, batches) = crossbeam_channel::bounded(1);
+        let mut poll_now = Vec::new();
         let (shutdown, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
         let (first_done_tx, first_done) = crossbeam_channel::unbounded();
         let mut awaiting = 0;
@@ -393,6 +394,8 @@ impl Pollers {
                     continue;
                 }
             };
+            let (now_tx, now_rx) = crossbeam_channel::unbounded();
+            poll_now.push(now_tx);
             let ctx = crate::s3::poller::PollerContext {
                 store: engine.store(),
                 scanner: engine.scanner(),
@@ -401,10 +404,12 @@ impl Pollers {
                 batches: batches_tx.clone(),
                 shutdown: shutdown_rx.clone(),
                 first_done: first_done_tx.clone(),
+                poll_now: now_rx,
             };
             crate::s3::poller::spawn(remote, ctx)?;
             awaiting += 1;
         }
+        cookies.set_buckets(poll_now);
         Ok(Self {
             batches,
             _batches: batches_tx,

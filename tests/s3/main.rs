@@ -469,3 +469,17 @@ fn wrong_credentials_give_a_clear_error_and_leak_nothing() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--s3-allow-http"), "{stderr}");
 }
+
+#[test]
+fn search_with_sync_polls_a_bucket_at_once() {
+    let (t, moto) = setup();
+    moto.put("docs/a.md", "the first note\n");
+    // A poll interval of an hour: only a sync can make a new object searchable soon.
+    let w = t.watch_args(&[ROOT, "--poll-interval", "1h"]);
+    moto.put("docs/b.md", "the cormorant dives\n");
+    assert!(paths(&t, "cormorant").is_empty(), "not polled yet");
+    let hits = t.search("cormorant", &["--mode", "text", "--sync"]);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0]["path"], "s3://notes/docs/b.md");
+    assert!(w.stop().success());
+}
