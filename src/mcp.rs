@@ -232,7 +232,19 @@ fn ask_watcher(index_dir: &Path, request: &Request) -> Result<Response, String> 
              ROOTS`, or give the roots to `vigil mcp ROOTS`",
             index_dir.display()
         )),
-        Err(e) => Err(format!("{e:#}")),
+        Err(e) => {
+            let broke = e
+                .chain()
+                .any(|c| c.downcast_ref::<std::io::Error>().is_some());
+            Err(if broke {
+                format!(
+                    "the watcher stopped answering during the call ({e:#}); call again once \
+                     it runs (`vigil status`)"
+                )
+            } else {
+                format!("{e:#}")
+            })
+        }
     }
 }
 
