@@ -79,6 +79,7 @@ async def tools(session, root):
 
     # A modification: the change row says which lines changed (to chunk precision).
     harbour = os.path.join(root, "src", "harbour.rs")
+    os.makedirs(os.path.dirname(harbour), exist_ok=True)
     with open(harbour, "a") as f:
         f.write("\n" * 40 + "fn undock_ship() { /* the pilot boards */ }\n")
     await call(session, "search", {"query": "undock", "mode": "text", "sync": True})
