@@ -607,16 +607,7 @@ fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<
         retention: config::retention(file.retention.as_ref())?,
     };
     let mut engine = open_engine(cli, &file, &settings)?;
-    let mut keys: Vec<Vec<u8>> = differences
-        .iter()
-        .filter(|d| !d.path.is_empty())
-        .map(|d| d.path.as_bytes().to_vec())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    engine.forget(&keys, "verify --repair")?;
-    let roots = engine.roots();
-    engine.reconcile(&roots, &())?;
+    engine.repair_paths(&crate::verify::differing_paths(differences))?;
     let remote_errors = index_remotes(&mut engine, &mut ReconcileStats::default())?;
     if !remote_errors.is_empty() {
         bail!("{}", remote_errors.join("\n"));

@@ -45,6 +45,18 @@ pub struct Difference {
     pub detail: String,
 }
 
+/// The distinct paths (index keys) the differences are about, sorted: what a repair forgets.
+pub fn differing_paths(differences: &[Difference]) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = differences
+        .iter()
+        .filter(|d| !d.path.is_empty())
+        .map(|d| d.path.as_bytes().to_vec())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 fn diff(kind: DiffKind, path: impl Into<String>, detail: impl Into<String>) -> Difference {
     Difference {
         kind,

@@ -13,47 +13,60 @@ use serde_json::Value;
 /// The pinned client SDK.
 const MCP_SDK: &str = "mcp==1.30.0";
 
-/// Installs the SDK once per target directory (serialised across test processes); `None`
-/// (after saying why) when pip cannot reach the package registry.
-fn python_sdk() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-python-1.30.0");
-    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+/// Runs `install` once per target directory for `name` (serialised across test processes by
+/// a lock), unless `ready` already holds; `None` (after saying why, loudly) when it fails.
+fn install_once(
+    name: &str,
+    ready: impl Fn(&PathBuf) -> bool,
+    install: impl FnOnce(&PathBuf) -> std::io::Result<std::process::Output>,
+) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
     let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
     // SAFETY: flock on a descriptor we own; released when `lock` drops.
     assert_eq!(
         unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
         0
     );
-    if dir.join("mcp").is_dir() {
+    if ready(&dir) {
         return Some(dir);
     }
-    let out = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-        ])
-        .arg(&dir)
-        .arg(MCP_SDK)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(dir),
+    match install(&dir) {
+        Ok(o) if o.status.success() && ready(&dir) => Some(dir),
         Ok(o) => {
-            let _ = std::fs::remove_dir_all(&dir);
             common::skip(&format!(
-                "cannot install the MCP Python SDK ({MCP_SDK}): {}",
+                "cannot install {name}: {}",
                 String::from_utf8_lossy(&o.stderr)
             ));
             None
         }
         Err(e) => {
-            common::skip(&format!("no python3 to run the MCP client: {e}"));
+            common::skip(&format!("cannot run the installer of {name}: {e}"));
             None
         }
     }
+}
+
+/// The pinned MCP Python SDK, installed with pip.
+fn python_sdk() -> Option<PathBuf> {
+    install_once(
+        "mcp-python-1.30.0",
+        |dir| dir.join("mcp").is_dir(),
+        |dir| {
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg("--target")
+                .arg(dir)
+                .arg(MCP_SDK)
+                .output()
+        },
+    )
 }
 
 /// Starts the Python client on `scenario`, with `vigil ARGS` as the server command.
@@ -296,40 +309,21 @@ fn concurrent_agents_are_served_and_counted() {
     assert!(w.stop().success());
 }
 
-/// The MCP Inspector's CLI, pinned (0.14.0: later versions need Node 22), installed once per
-/// target directory; `None` (after saying why) without npm or the registry.
+/// The MCP Inspector's CLI, pinned (0.14.0: later versions need Node 22), installed with npm.
 fn inspector() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mcp-inspector-0.14.0");
-    std::fs::create_dir_all(&dir).unwrap();
-    let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
-    // SAFETY: flock on a descriptor we own; released when `lock` drops.
-    assert_eq!(
-        unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
-        0
-    );
-    let bin = dir.join("node_modules/.bin/mcp-inspector");
-    if bin.exists() {
-        return Some(bin);
-    }
-    let out = Command::new("npm")
-        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&dir)
-        .arg("@modelcontextprotocol/inspector@0.14.0")
-        .output();
-    match out {
-        Ok(o) if o.status.success() && bin.exists() => Some(bin),
-        Ok(o) => {
-            common::skip(&format!(
-                "cannot install the MCP Inspector: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ));
-            None
-        }
-        Err(e) => {
-            common::skip(&format!("no npm to install the MCP Inspector: {e}"));
-            None
-        }
-    }
+    let bin = |dir: &PathBuf| dir.join("node_modules/.bin/mcp-inspector");
+    install_once(
+        "mcp-inspector-0.14.0",
+        |dir| bin(dir).exists(),
+        |dir| {
+            Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(dir)
+                .arg("@modelcontextprotocol/inspector@0.14.0")
+                .output()
+        },
+    )
+    .map(|dir| bin(&dir))
 }
 
 #[test]

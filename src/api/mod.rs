@@ -176,16 +176,10 @@ impl Backend {
             );
         };
         let differences = self.verify()?;
-        let mut keys: Vec<Vec<u8>> = differences
-            .iter()
-            .filter(|d| !d.path.is_empty())
-            .map(|d| d.path.as_bytes().to_vec())
-            .collect();
-        keys.sort();
-        keys.dedup();
         if differences.is_empty() {
             return Ok(differences);
         }
+        let keys = crate::verify::differing_paths(&differences);
         let (reply, done) = crossbeam_channel::bounded(1);
         repairs
             .send(crate::engine::Repair { keys, reply })
