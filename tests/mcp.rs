@@ -96,6 +96,24 @@ fn steps(stdout: &str) -> std::collections::HashMap<String, Value> {
         .collect()
 }
 
+/// The steps of a client that must have succeeded, after checking it met vigil and its
+/// four tools.
+fn steps_of(out: std::process::Output) -> std::collections::HashMap<String, Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = steps(&stdout);
+    assert_eq!(s["initialize"]["server"], "vigil");
+    assert_eq!(
+        s["tools"]["names"],
+        serde_json::json!(["changes", "read", "search", "status"])
+    );
+    s
+}
+
 #[test]
 fn an_agent_initialises_lists_and_calls_every_tool_with_fresh_answers() {
     let Some(sdk) = python_sdk() else { return };
@@ -108,20 +126,10 @@ fn an_agent_initialises_lists_and_calls_every_tool_with_fresh_answers() {
     std::os::unix::fs::symlink(t.tmp.path().join("outside.txt"), t.path("escape_link")).unwrap();
     // No watcher yet: `vigil mcp ROOT` watches the root for the session.
     let root = t.root.to_str().unwrap().to_string();
-    let out = client(&t, &sdk, "tools", &["mcp", &root])
-        .wait_with_output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = steps(&stdout);
-    assert_eq!(s["initialize"]["server"], "vigil");
-    assert_eq!(
-        s["tools"]["names"],
-        serde_json::json!(["changes", "read", "search", "status"])
+    let s = steps_of(
+        client(&t, &sdk, "tools", &["mcp", &root])
+            .wait_with_output()
+            .unwrap(),
     );
     let keywords: Vec<&str> = s["tools"]["keywords"]
         .as_array()
@@ -255,18 +263,7 @@ fn the_watchers_socket_serves_mcp_over_streamable_http() {
         .env("TEST_ROOT", &t.root)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = steps(&stdout);
-    assert_eq!(s["initialize"]["server"], "vigil");
-    assert_eq!(
-        s["tools"]["names"],
-        serde_json::json!(["changes", "read", "search", "status"])
-    );
+    let s = steps_of(out);
     assert_eq!(s["search"]["error"], false, "{}", s["search"]);
     assert!(s["search"]["hits"][0].as_str().unwrap().ends_with("log.md"));
     assert!(w.stop().success());
@@ -283,14 +280,7 @@ fn concurrent_agents_are_served_and_counted() {
         .map(|_| client(&t, &sdk, "tools", &["mcp"]))
         .collect();
     for c in clients {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let s = steps(&String::from_utf8_lossy(&out.stdout));
+        let s = steps_of(c.wait_with_output().unwrap());
         assert_eq!(s["search_sync"]["error"], false, "{}", s["search_sync"]);
     }
     let (code, body) = vigil::api::client::get(&t.index, "/metrics")

@@ -378,11 +378,7 @@ fn systemd_hears_ready_and_status_and_a_second_signal_exits_at_once() {
     for i in 0..3000 {
         t.write(&format!("d{}/f{i}.txt", i % 30), format!("w{i}\n"));
     }
-    let notify_path = t.tmp.path().join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
+    let (notify_path, notify) = notify_socket(&t);
     let root = t.root.to_str().unwrap().to_string();
     let mut child = t
         .cmd()
@@ -424,11 +420,7 @@ fn the_watchdog_is_fed_during_a_long_initial_reconcile() {
     for i in 0..8000 {
         t.write(&format!("d{}/f{i}.txt", i % 40), format!("w{i} harbour\n"));
     }
-    let notify_path = t.tmp.path().join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
+    let (notify_path, notify) = notify_socket(&t);
     let root = t.root.to_str().unwrap().to_string();
     let started = std::time::Instant::now();
     let mut child = t
@@ -469,4 +461,14 @@ fn the_watchdog_is_fed_during_a_long_initial_reconcile() {
         last = *at;
     }
     assert!(pings_before_ready.len() >= 2, "{pings_before_ready:?}");
+}
+
+/// A datagram socket standing in for systemd's `NOTIFY_SOCKET` (reads wait up to 60 s).
+fn notify_socket(t: &Tree) -> (std::path::PathBuf, std::os::unix::net::UnixDatagram) {
+    let path = t.tmp.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    (path, socket)
 }
