@@ -425,7 +425,7 @@ fn ask(cli: &Cli, request: Request, needs_model: bool) -> Result<Response> {
     };
     let backend = direct_backend(cli, &index_dir, Arc::new(store), &request, needs_model)?;
     match backend.answer(&request) {
-        Response::Error { message } => bail!("{message}"),
+        Response::Error { message, .. } => bail!("{message}"),
         r => Ok(r),
     }
 }
@@ -728,9 +728,4 @@ fn model_info(files: &model::ModelFiles) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether standard error is a terminal (progress bars are drawn only then).
-pub fn stderr_is_terminal() -> bool {
-    std::io::stderr().is_terminal()
 }

@@ -38,29 +38,7 @@ pub fn index_exists(dir: &Path) -> bool {
     dir.join("index.redb").is_file()
 }
 
-/// One watched tree, with optional globs relative to it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RootSpec {
-    pub path: PathBuf,
-    /// Only files matching one of these globs are indexed (all when empty).
-    #[serde(default)]
-    pub include: Vec<String>,
-    /// Files and directories matching one of these globs are never indexed.
-    #[serde(default)]
-    pub exclude: Vec<String>,
-}
-
-impl RootSpec {
-    /// A root with no globs.
-    pub fn plain(path: PathBuf) -> Self {
-        Self {
-            path,
-            include: Vec::new(),
-            exclude: Vec::new(),
-        }
-    }
-}
+pub use crate::settings::{Retention, RootSpec};
 
 /// A size in the config file: bytes, or a string such as "10M".
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -106,25 +84,6 @@ pub struct RetentionFile {
     /// An embedding no chunk uses any more is kept this long, so that a revert reuses it,
     /// e.g. "24h".
     pub unused_embeddings: Option<String>,
-}
-
-/// How long history and unused embeddings are kept (see `engine::retention`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    pub history_max_age: std::time::Duration,
-    pub history_max_rows: u64,
-    pub unused_embeddings: std::time::Duration,
-}
-
-impl Default for Retention {
-    /// 90 days and 1,000,000 rows of history; unused embeddings for 24 hours.
-    fn default() -> Self {
-        Self {
-            history_max_age: std::time::Duration::from_secs(90 * 24 * 3600),
-            history_max_rows: 1_000_000,
-            unused_embeddings: std::time::Duration::from_secs(24 * 3600),
-        }
-    }
 }
 
 /// The `[retention]` table over the defaults.

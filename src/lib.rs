@@ -18,6 +18,7 @@ pub mod s3;
 pub mod scan;
 pub mod search;
 pub mod service;
+pub mod settings;
 pub mod status;
 pub mod store;
 pub mod tui;

@@ -18,7 +18,7 @@ pub struct ProgressBar {
 impl ProgressBar {
     /// A bar for `what` (e.g. "indexing"), counting `unit`s.
     pub fn new(what: &str, unit: &str) -> Self {
-        let bar = if crate::commands::stderr_is_terminal() {
+        let bar = if stderr_is_terminal() {
             indicatif::ProgressBar::new(0)
         } else {
             indicatif::ProgressBar::hidden()
@@ -297,4 +297,10 @@ pub fn differences(diffs: &[crate::verify::Difference], json: bool) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Whether stderr is a terminal (progress bars and colours only then).
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
 }

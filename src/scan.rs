@@ -102,7 +102,7 @@ impl Scanner {
     pub fn new(
         max_file_size: u64,
         index_dir: &Path,
-        roots: &[crate::config::RootSpec],
+        roots: &[crate::settings::RootSpec],
     ) -> anyhow::Result<Self> {
         let mut globs = GlobSetBuilder::new();
         for g in DEFAULT_EXCLUDED_FILES {

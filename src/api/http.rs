@@ -413,12 +413,12 @@ async fn answer(s: AppState, request: Request) -> HttpResponse {
     let answered = tokio::task::spawn_blocking(move || backend.answer(&request)).await;
     s.metrics.api_in_flight.dec();
     match answered {
-        Ok(Response::Error { message }) => {
+        Ok(Response::Error {
+            message,
+            bad_request,
+        }) => {
             s.metrics.error("api");
-            let status = if message.contains("invalid --path glob")
-                || message.contains("no embeddings")
-                || message.contains("no embedding model")
-            {
+            let status = if bad_request {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR

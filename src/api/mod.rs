@@ -58,6 +58,10 @@ pub enum Response {
     },
     Error {
         message: String,
+        /// The request was at fault (an invalid glob, a mode the index cannot serve, a sync
+        /// without a watcher), not the index.
+        #[serde(default)]
+        bad_request: bool,
     },
 }
 
@@ -115,6 +119,7 @@ impl Backend {
         };
         result.unwrap_or_else(|e| Response::Error {
             message: format!("{e:#}"),
+            bad_request: e.chain().any(|c| c.is::<crate::search::QueryError>()),
         })
     }
 
@@ -132,9 +137,14 @@ impl Backend {
                     .collect();
                 Some(cookies.sync(&roots, SYNC_TIMEOUT)?.as_millis() as u64)
             }
-            (None, true) => anyhow::bail!(
-                "sync needs a running watcher (`vigil watch`): no process keeps this index in step"
-            ),
+            (None, true) => {
+                return Err(crate::search::QueryError(
+                    "sync needs a running watcher (`vigil watch`): no process keeps this index \
+                     in step"
+                        .into(),
+                )
+                .into());
+            }
             _ => None,
         };
         let mut response = self.searcher.search(req)?;

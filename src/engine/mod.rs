@@ -25,7 +25,6 @@ pub use retention::{GC_INTERVAL, GcStats};
 /// its vector from one that lost it).
 pub type SharedEmbedQueue = Arc<std::sync::Mutex<embed_queue::EmbedQueue>>;
 
-use crate::config::RootSpec;
 use crate::index::text::TextIndex;
 use crate::index::vector::VectorIndex;
 use crate::metrics::Metrics;
@@ -34,6 +33,7 @@ use crate::pipeline::chunk::Chunker;
 use crate::records::key_display;
 use crate::scan::Scanner;
 use crate::search::Searcher;
+use crate::settings::RootSpec;
 use crate::status::{Phase, StatusCell, StatusSnapshot};
 use crate::store::Store;
 
@@ -50,7 +50,7 @@ pub struct EngineConfig {
     /// How `s3://` roots are reached (stored, so `verify` can list them again).
     pub s3: crate::s3::S3Options,
     /// How long history and unused embeddings are kept.
-    pub retention: crate::config::Retention,
+    pub retention: crate::settings::Retention,
 }
 
 /// How long a writer waits for another process (e.g. a `vigil status` reading the index

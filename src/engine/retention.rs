@@ -24,11 +24,11 @@ pub struct GcStats {
 
 impl Engine {
     /// Retention settings for the next collections.
-    pub fn set_retention(&mut self, retention: crate::config::Retention) {
+    pub fn set_retention(&mut self, retention: crate::settings::Retention) {
         self.config.retention = retention;
     }
 
-    /// Applies the retention settings (see [`crate::config::Retention`]) once.
+    /// Applies the retention settings (see [`crate::settings::Retention`]) once.
     ///
     /// Errors: the store cannot be written.
     pub fn collect_garbage(&mut self) -> Result<GcStats> {

@@ -14,7 +14,7 @@ pub mod rank;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +139,13 @@ pub struct SearchResponse {
     pub freshness: Option<crate::status::Freshness>,
 }
 
+/// A search the index cannot answer as asked (an invalid glob, a search by meaning without
+/// embeddings): for the asker to change, not a failure of the index. The HTTP API answers it
+/// with 400.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
 /// Answers searches over an index; cheap to share between threads.
 #[derive(Clone)]
 pub struct Searcher {
@@ -191,7 +198,7 @@ impl QueryEmbedder {
 
     fn with<T>(&self, f: impl FnOnce(&mut Embedder) -> Result<T>) -> Result<T> {
         let Some(model) = &self.model else {
-            bail!("no embedding model available")
+            return Err(QueryError("no embedding model available".into()).into());
         };
         let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
@@ -378,7 +385,10 @@ impl Searcher {
 
     fn semantic(&self, query: &str, k: usize) -> Result<Vec<u64>> {
         let Some(vectors) = &self.vectors else {
-            bail!("this index has no embeddings (built text-only, or no model available)");
+            return Err(QueryError(
+                "this index has no embeddings (built text-only, or no model available)".into(),
+            )
+            .into());
         };
         let query_vector = self.query.embed(query)?;
         Ok(vectors
@@ -462,7 +472,7 @@ pub fn compile_glob(pattern: &str) -> Result<GlobMatcher> {
     Ok(GlobBuilder::new(&full)
         .literal_separator(true)
         .build()
-        .with_context(|| format!("invalid --path glob {pattern:?}"))?
+        .map_err(|e| QueryError(format!("invalid --path glob {pattern:?}: {e}")))?
         .compile_matcher())
 }
 

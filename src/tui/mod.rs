@@ -257,13 +257,13 @@ fn answer(backend: &Backend, (seq, request): Query) -> Answer {
             query,
             result: Ok(res.hits),
         },
-        (Response::Error { message }, Some(query)) => Answer::Search {
+        (Response::Error { message, .. }, Some(query)) => Answer::Search {
             seq,
             query,
             result: Err(message),
         },
         (Response::Files { files }, _) => Answer::Failures(Ok(files)),
-        (Response::Error { message }, None) => Answer::Failures(Err(message)),
+        (Response::Error { message, .. }, None) => Answer::Failures(Err(message)),
         _ => Answer::Failures(Err("unexpected answer".into())),
     }
 }
