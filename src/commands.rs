@@ -167,6 +167,7 @@ fn index(cli: &Cli, flags: &Overrides) -> Result<()> {
         backend(&engine, None),
         engine.metrics(),
         &ListenConfig::default(),
+        None,
     )?;
     engine.publish(Phase::Scanning);
     let bar = output::ProgressBar::new("indexing", "files");
@@ -326,6 +327,7 @@ fn watch(cli: &Cli, flags: &Overrides, no_tui: bool) -> Result<()> {
         backend(&engine, Some(&links)),
         engine.metrics(),
         &listen,
+        Some(crate::mcp::streamable_http(config::index_dir(cli))),
     )?;
     if let Some(addr) = api.tcp {
         tracing::info!(

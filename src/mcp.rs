@@ -351,6 +351,30 @@ pub fn strict_schema(schema: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// MCP's streamable-HTTP transport at `/mcp`, for clients that prefer it to stdio: the same
+/// server as `vigil mcp`, asking the watcher through its socket. The watcher mounts it on its
+/// Unix socket only.
+pub fn streamable_http(index_dir: PathBuf) -> axum::Router {
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let service: StreamableHttpService<
+        VigilMcp,
+        rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+    > = StreamableHttpService::new(
+        move || Ok(VigilMcp::new(index_dir.clone())),
+        Default::default(),
+        // The socket's clients name any host (curl sends `localhost`, vigil's own `vigil`).
+        StreamableHttpServerConfig::default().with_allowed_hosts([
+            "vigil",
+            "localhost",
+            "127.0.0.1",
+            "::1",
+        ]),
+    );
+    axum::Router::new().route_service("/mcp", service)
+}
+
 /// Serves MCP on stdin/stdout until the client closes it.
 ///
 /// Errors: the runtime cannot start, or the protocol breaks.

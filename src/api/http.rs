@@ -119,6 +119,7 @@ pub fn serve(
     backend: Backend,
     metrics: Arc<Metrics>,
     listen: &ListenConfig,
+    socket_extra: Option<Router>,
 ) -> Result<ApiServer> {
     listen.validate()?;
     let socket = socket_path(index_dir);
@@ -144,8 +145,11 @@ pub fn serve(
         metrics,
         events: events.clone(),
     };
-    // Only the owner's socket may repair.
-    let local = router(state.clone(), true);
+    // Only the owner's socket may repair, and serves the extra routes (MCP).
+    let local = match socket_extra {
+        Some(extra) => router(state.clone(), true).merge(extra),
+        None => router(state.clone(), true),
+    };
     let remote = match (&listen.token, listen.public) {
         (Some(token), true) => router(state, false).layer(middleware::from_fn_with_state(
             Arc::new(token.clone()),
@@ -241,31 +245,7 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// MCP's streamable-HTTP transport, for clients that prefer it to stdio: the same server as
-/// `vigil mcp`, asking this process through its socket.
-fn mcp_service(
-    index_dir: std::path::PathBuf,
-) -> rmcp::transport::streamable_http_server::StreamableHttpService<
-    crate::mcp::VigilMcp,
-    rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
-> {
-    use rmcp::transport::streamable_http_server::{
-        StreamableHttpServerConfig, StreamableHttpService,
-    };
-    StreamableHttpService::new(
-        move || Ok(crate::mcp::VigilMcp::new(index_dir.clone())),
-        Default::default(),
-        // The socket's clients name any host (curl sends `localhost`, vigil's own `vigil`).
-        StreamableHttpServerConfig::default().with_allowed_hosts([
-            "vigil",
-            "localhost",
-            "127.0.0.1",
-            "::1",
-        ]),
-    )
-}
-
-/// The routes; `/repair` (POST) and `/mcp` only with `repair`, for the Unix socket.
+/// The routes; `/repair` (POST) only with `repair`, for the Unix socket.
 fn router(state: AppState, repair: bool) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
@@ -278,10 +258,7 @@ fn router(state: AppState, repair: bool) -> Router {
         .route("/metrics", get(metrics))
         .route("/verify", get(verify));
     let routes = if repair {
-        let index_dir = state.backend.index_dir.clone();
-        routes
-            .route("/repair", axum::routing::post(self::repair))
-            .route_service("/mcp", mcp_service(index_dir))
+        routes.route("/repair", axum::routing::post(self::repair))
     } else {
         routes
     };
