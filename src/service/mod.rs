@@ -5,7 +5,14 @@
 //! main thread, or the dashboard) only talks to it through channels and the status cell.
 
 pub mod cookie;
+mod embed_worker;
+mod pollers;
+mod signals;
 mod watchdog;
+
+use embed_worker::{EmbedResult, EmbedWorker};
+use pollers::Pollers;
+pub use signals::{Signals, signal_channel, supervise_reloads};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,21 +21,17 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use crossbeam_channel::{Receiver, Sender, select};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::config::{Overrides, Settings};
+use crate::config::Settings;
 use crate::engine::{Engine, ReconcileStats};
-use crate::pipeline::embed::{EMBED_BATCH, Embedder};
+use crate::pipeline::embed::EMBED_BATCH;
 use crate::records::HistoryRow;
 use crate::status::{Phase, StatusCell};
 use crate::watch;
-
-/// After this long without embedding work, the indexing model is unloaded (reloading takes
-/// ~0.3 s; it holds ~100 MB).
-const EMBED_IDLE: Duration = Duration::from_secs(30);
 
 /// How often deleted roots are checked for re-creation.
 const ROOT_RECHECK: Duration = Duration::from_secs(1);
@@ -354,73 +357,6 @@ enum Wake {
     RecheckRoots,
 }
 
-/// The pollers of the object-storage roots. Dropping this stops them (at their next wait,
-/// or when they next hand the engine a batch).
-struct Pollers {
-    batches: Receiver<crate::s3::poller::RemoteBatch>,
-    /// Kept so that `batches` never disconnects, also without any poller.
-    _batches: Sender<crate::s3::poller::RemoteBatch>,
-    /// One message per root whose first poll has ended; kept connected like `batches`.
-    first_done: Receiver<()>,
-    _first_done: Sender<()>,
-    /// Roots whose first poll has not ended yet.
-    awaiting: usize,
-    _shutdown: Sender<()>,
-}
-
-impl Pollers {
-    /// Starts one poller thread per object-storage root; each polls at once, then on its
-    /// interval. A root that cannot be set up (e.g. plain http to a remote host, no
-    /// credentials) is logged and shown in the status; the others go on.
-    ///
-    /// Errors: a thread cannot be spawned.
-    fn start(engine: &Engine, cookies: &cookie::Cookies) -> Result<Self> {
-        let (batches_tx, batches) = crossbeam_channel::bounded(1);
-        let mut poll_now = Vec::new();
-        let (shutdown, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
-        let (first_done_tx, first_done) = crossbeam_channel::unbounded();
-        let mut awaiting = 0;
-        for root in engine.remote_roots() {
-            let name = root.to_string_lossy().into_owned();
-            let remote = match crate::s3::Remote::connect(&root, engine.s3_options()) {
-                Ok(r) => r,
-                Err(e) => {
-                    let message = crate::s3::redact(&format!("{e:#}"));
-                    tracing::error!(root = %name, "cannot poll: {message}");
-                    crate::s3::poll::update(&engine.status(), &name, |r| {
-                        r.state = crate::status::RemoteState::BackingOff;
-                        r.last_error = Some(message);
-                    });
-                    continue;
-                }
-            };
-            let (now_tx, now_rx) = crossbeam_channel::unbounded();
-            poll_now.push(now_tx);
-            let ctx = crate::s3::poller::PollerContext {
-                store: engine.store(),
-                scanner: engine.scanner(),
-                metrics: engine.metrics(),
-                status: engine.status(),
-                batches: batches_tx.clone(),
-                shutdown: shutdown_rx.clone(),
-                first_done: first_done_tx.clone(),
-                poll_now: now_rx,
-            };
-            crate::s3::poller::spawn(remote, ctx)?;
-            awaiting += 1;
-        }
-        cookies.set_buckets(poll_now);
-        Ok(Self {
-            batches,
-            _batches: batches_tx,
-            first_done,
-            _first_done: first_done_tx,
-            awaiting,
-            _shutdown: shutdown,
-        })
-    }
-}
-
 /// Applies new settings: the engine's roots and filters, then new watches, then a reconcile
 /// of every root so that added roots are indexed and changed filters take effect.
 fn reload(
@@ -608,182 +544,4 @@ fn log_batch(what: &str, s: &ReconcileStats) {
         embeddings_reused = s.embeddings_reused,
         "{what}"
     );
-}
-
-/// What the embedding worker sends back for one batch: its texts' hashes, and their vectors
-/// or why there are none.
-type EmbedResult = (
-    Vec<[u8; 32]>,
-    std::result::Result<Vec<Vec<f32>>, crate::engine::EmbedFailure>,
-);
-
-/// The thread that owns the indexing embedder; the engine feeds it one batch at a time.
-/// The model is loaded on the first batch (so a watcher is ready without waiting for it),
-/// and loaded again on the next batch if that failed.
-struct EmbedWorker {
-    jobs: crossbeam_channel::Sender<Vec<crate::engine::EmbedJob>>,
-    done: Receiver<EmbedResult>,
-}
-
-impl EmbedWorker {
-    fn start(engine: &Engine) -> Result<Option<Self>> {
-        let Some(model) = engine.model().cloned() else {
-            return Ok(None);
-        };
-        let metrics = engine.metrics();
-        let (jobs, job_rx) = crossbeam_channel::bounded::<Vec<crate::engine::EmbedJob>>(1);
-        let (done_tx, done) = crossbeam_channel::bounded(1);
-        std::thread::Builder::new()
-            .name("vigil-embed".into())
-            .spawn(move || {
-                let mut embedder: Option<Embedder> = None;
-                loop {
-                    let batch = match job_rx.recv_timeout(EMBED_IDLE) {
-                        Ok(batch) => batch,
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                            // Caught up: give the model's memory back until more work comes.
-                            if embedder.take().is_some() {
-                                crate::pipeline::embed::give_back_free_memory();
-                                tracing::debug!("embedding queue idle: indexing model unloaded");
-                            }
-                            continue;
-                        }
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                    };
-                    let hashes: Vec<[u8; 32]> = batch.iter().map(|j| j.hash).collect();
-                    if embedder.is_none() {
-                        match Embedder::load(&model) {
-                            Ok(e) => embedder = Some(e),
-                            Err(e) => {
-                                let why = crate::engine::EmbedFailure::Model(format!("{e:#}"));
-                                if done_tx.send((hashes, Err(why))).is_err() {
-                                    break;
-                                }
-                                continue;
-                            }
-                        }
-                    }
-                    let Some(model) = embedder.as_mut() else {
-                        continue;
-                    };
-                    let texts: Vec<&str> = batch.iter().map(|j| j.text.as_str()).collect();
-                    let started = std::time::Instant::now();
-                    let result = model
-                        .embed(&texts)
-                        .map_err(|e| crate::engine::EmbedFailure::Batch(format!("{e:#}")));
-                    crate::metrics::Metrics::time(&metrics.embed_seconds, started.elapsed());
-                    if done_tx.send((hashes, result)).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        Ok(Some(Self { jobs, done }))
-    }
-}
-
-/// Signals a service reacts to.
-pub struct Signals {
-    /// SIGINT and SIGTERM: stop (a second one exits at once).
-    pub stop: Receiver<i32>,
-    /// SIGHUP: reload the configuration.
-    pub hangup: Receiver<()>,
-}
-
-/// Installs the handlers and returns their channels.
-///
-/// Errors: the handlers cannot be installed.
-pub fn signal_channel() -> Result<Signals> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .context("cannot install signal handlers")?;
-    let (stop_tx, stop) = crossbeam_channel::bounded(4);
-    let (hup_tx, hangup) = crossbeam_channel::bounded(4);
-    std::thread::Builder::new()
-        .name("vigil-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if sig == SIGHUP {
-                    // A reload already pending covers this one.
-                    let _ = hup_tx.try_send(());
-                } else if stop_tx.send(sig).is_err() {
-                    break;
-                }
-            }
-        })?;
-    Ok(Signals { stop, hangup })
-}
-
-/// Reloads the configuration on SIGHUP and whenever the configuration file changes, on a
-/// thread. An invalid file is rejected with its reason and the settings in force stay.
-///
-/// Errors: the configuration file's directory cannot be watched.
-pub fn supervise_reloads(
-    reloader: Reloader,
-    config: Option<PathBuf>,
-    flags: Overrides,
-    mut current: Settings,
-    hangup: Receiver<()>,
-) -> Result<()> {
-    let (file_tx, file_changed) = crossbeam_channel::unbounded::<()>();
-    let watcher = match &config {
-        Some(path) => {
-            let dir = path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            let name = path.file_name().map(|n| n.to_os_string());
-            let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if let Ok(e) = res
-                    && !matches!(e.kind, notify::EventKind::Access(_))
-                    && e.paths
-                        .iter()
-                        .any(|p| p.file_name().map(|n| n.to_os_string()) == name)
-                {
-                    let _ = file_tx.send(());
-                }
-            })
-            .context("cannot watch the configuration file")?;
-            notify::Watcher::watch(&mut w, &dir, notify::RecursiveMode::NonRecursive)
-                .with_context(|| format!("{}: cannot watch", dir.display()))?;
-            Some(w)
-        }
-        None => None,
-    };
-    std::thread::Builder::new().name("vigil-reload".into()).spawn(move || {
-        let _watcher = watcher;
-        loop {
-            select! {
-                recv(hangup) -> r => { if r.is_err() { return } tracing::info!("SIGHUP: reloading the configuration"); }
-                recv(file_changed) -> r => {
-                    if r.is_err() { return }
-                    // Editors save in several steps: let the file settle.
-                    std::thread::sleep(Duration::from_millis(200));
-                    while file_changed.try_recv().is_ok() {}
-                    tracing::info!("the configuration file changed: reloading");
-                }
-            }
-            let file = match &config {
-                Some(path) => match crate::config::load_file(path) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        tracing::error!("configuration rejected, the current one stays in force: {e:#}");
-                        continue;
-                    }
-                },
-                None => crate::config::ConfigFile::default(),
-            };
-            match crate::config::settings(&file, &flags) {
-                Ok(next) if next == current => tracing::info!("configuration unchanged"),
-                Ok(next) => {
-                    if next.listen != current.listen || next.workers != current.workers {
-                        tracing::warn!("listen address and workers change only on restart");
-                    }
-                    current = next.clone();
-                    reloader.reload(next);
-                }
-                Err(e) => tracing::error!("configuration rejected, the current one stays in force: {e:#}"),
-            }
-        }
-    })?;
-    Ok(())
 }
