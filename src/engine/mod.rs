@@ -5,6 +5,7 @@
 //! and publishes [`StatusSnapshot`]s. It never knows whether the CLI, the socket server or a
 //! dashboard is asking.
 
+mod commit;
 pub mod embed_queue;
 mod embeddings;
 mod objects;
@@ -254,11 +255,17 @@ impl Engine {
             != Some(self.chunker.fingerprint())
             || self.text.recreated();
         let forget: Vec<Vec<u8>> = if chunker_changed {
-            self.store
+            // Every file, and the paths of an interrupted batch that have no record yet.
+            let mut keys: Vec<Vec<u8>> = self
+                .store
                 .all_files()?
                 .into_iter()
                 .map(|(k, _)| k)
-                .collect()
+                .chain(pending)
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
         } else {
             pending
         };

@@ -671,8 +671,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Commits a batch with the protocol: intent (redb) → text index (tantivy) → truth
-    /// (redb, clearing the intent) → vector index (memory).
+    /// Commits a batch with the protocol (`engine/commit.rs`), then records what it did:
+    /// metrics, history fan-out to the dashboard and API, status counters.
     pub(super) fn commit(&mut self, mut batch: Batch, stats: &mut ReconcileStats) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -681,22 +681,17 @@ impl Engine {
         batch.text_paths.sort();
         batch.text_paths.dedup();
         batch.store.next_chunk_id = self.next_chunk_id;
-        if !batch.text_paths.is_empty() {
-            self.store.mark_pending(&batch.text_paths)?;
-            self.text.replace(&batch.text_paths, &batch.docs)?;
-            self.text.commit()?;
-        }
-        self.store.apply(&batch.store, &batch.text_paths)?;
-        if let Some(index) = self.vectors.clone() {
-            for id in &batch.removed {
-                index.remove(*id)?;
-            }
-            for (id, hash) in &batch.added {
-                match self.store.vector(hash)? {
-                    Some(v) => index.add(*id, &v)?,
-                    None => self.queue_embedding(*hash),
-                }
-            }
+        let change = super::commit::Change {
+            store: &batch.store,
+            text_paths: &batch.text_paths,
+            docs: &batch.docs,
+            added: &batch.added,
+            removed: &batch.removed,
+        };
+        let vectors = self.vectors.clone();
+        let missing = super::commit::apply(&self.store, &self.text, vectors.as_deref(), &change)?;
+        for hash in missing {
+            self.queue_embedding(hash);
         }
         Metrics::time(&self.metrics.commit_seconds, started.elapsed());
         if self.live {
