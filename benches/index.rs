@@ -63,12 +63,14 @@ fn main() {
         roots: vec![vigil::config::RootSpec::plain(root.clone())],
         max_file_size: 10 * 1024 * 1024,
         model: None,
+        static_model: None,
         s3: Default::default(),
     };
     let mut engine = Engine::open(config.clone()).unwrap();
     let t = Instant::now();
     let stats = engine.reconcile(std::slice::from_ref(&root), &()).unwrap();
     let d = t.elapsed();
+    let cold_text = d;
     println!(
         "cold text index: {:.2} s, {:.0} files/s, {:.0} chunks/s, {:.1} MiB/s ({} chunks)",
         d.as_secs_f64(),
@@ -109,7 +111,7 @@ fn main() {
     );
 
     let searcher = engine.searcher();
-    let queries = [
+    let queries: [&str; 10] = [
         "commit transaction",
         "segment merge policy",
         "inotify watch descriptor",
@@ -150,21 +152,105 @@ fn main() {
         eprintln!("embedding figures skipped: no model (run `vigil model fetch`)");
         return;
     };
+
+    // The static tier: the same cold index, every chunk also given a static vector.
+    let static_dir = vigil::pipeline::distil::ensure(&model).unwrap();
+    let mut engine = Engine::open(EngineConfig {
+        index_dir: tmp.path().join("index-static"),
+        static_model: Some(static_dir.clone()),
+        ..config.clone()
+    })
+    .unwrap();
+    let t = Instant::now();
+    let stats = engine.reconcile(std::slice::from_ref(&root), &()).unwrap();
+    engine.checkpoint().unwrap();
+    let d = t.elapsed();
+    println!(
+        "cold text + static-tier index: {:.2} s, {:.0} chunks/s, {:.2}x the text-only time ({} chunks, snapshot saved)",
+        d.as_secs_f64(),
+        per_sec(stats.chunks_added, d),
+        d.as_secs_f64() / cold_text.as_secs_f64(),
+        stats.chunks_added
+    );
+    let searcher = engine.searcher();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        for q in queries {
+            let req = SearchRequest::new(q.to_string(), Mode::Hybrid, 10);
+            let t = Instant::now();
+            searcher.search(&req).unwrap();
+            times.push(t.elapsed());
+        }
+    }
+    times.sort();
+    println!(
+        "hybrid search, static tier: p50 {:.2} ms, p95 {:.2} ms over {} queries",
+        ms(times[times.len() / 2]),
+        ms(times[times.len() * 95 / 100]),
+        times.len()
+    );
+    drop(searcher);
+    drop(engine);
+
     let mut embedder = vigil::pipeline::embed::Embedder::load(&model).unwrap();
     let chunker = vigil::pipeline::chunk::Chunker::new(Some(
         tokenizers::Tokenizer::from_file(model.tokenizer()).unwrap(),
     ));
-    let text = std::fs::read_to_string(root.join("tantivy-0.27.0/ARCHITECTURE.md"))
-        .unwrap_or_else(|_| "lorem ipsum ".repeat(5000));
-    let chunks = chunker.chunk(Path::new("ARCHITECTURE.md"), &text);
-    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).take(128).collect();
+    // Real chunk texts as the pipeline embeds them (header and text), from the corpus's
+    // files in path order: code of all lengths.
+    let mut paths: Vec<std::path::PathBuf> = ignore::WalkBuilder::new(&root)
+        .build()
+        .flatten()
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        .map(|e| e.into_path())
+        .collect();
+    paths.sort();
+    let mut owned: Vec<String> = Vec::new();
+    for path in paths.iter().step_by(7) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for c in chunker.chunk(path, &text) {
+            owned.push(vigil::pipeline::chunk::embedded_text(&c.header, &c.text));
+        }
+        if owned.len() >= 192 {
+            break;
+        }
+    }
+    owned.truncate(192);
+    let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
+    // Before: batches of 16 in queue order. Now: a window of 64 sorted by length.
     let t = Instant::now();
-    let vectors = embedder.embed(&texts).unwrap();
+    for batch in texts.chunks(vigil::pipeline::embed::EMBED_BATCH) {
+        embedder.embed(batch).unwrap();
+    }
+    let fifo = t.elapsed();
+    let t = Instant::now();
+    let mut vectors = Vec::new();
+    for window in texts.chunks(vigil::pipeline::embed::EMBED_WINDOW) {
+        vectors.extend(embedder.embed(window).unwrap());
+    }
     let d = t.elapsed();
     println!(
-        "embedding: {:.1} chunks/s ({} chunks of ≤256 tokens, batch {})",
+        "embedding, transformer: {:.1} chunks/s in queue order, {:.1} chunks/s sorted by length in windows of {} ({} code chunks, batch {})",
+        per_sec(texts.len() as u64, fifo),
         per_sec(vectors.len() as u64, d),
+        vigil::pipeline::embed::EMBED_WINDOW,
         vectors.len(),
         vigil::pipeline::embed::EMBED_BATCH
+    );
+    let model = vigil::pipeline::embed_static::StaticEmbedder::load(&static_dir).unwrap();
+    let t = Instant::now();
+    let mut n = 0u64;
+    for _ in 0..20 {
+        for text in &texts {
+            std::hint::black_box(model.embed(text));
+            n += 1;
+        }
+    }
+    let d = t.elapsed();
+    println!(
+        "embedding, static: {:.0} chunks/s on one thread (the same chunks, 20 times)",
+        per_sec(n, d)
     );
 }

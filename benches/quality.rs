@@ -14,6 +14,7 @@
 //!
 //! Environment: `QUALITY_SPLIT` = `dev` | `held` | `all` (default `all`);
 //! `QUALITY_CORPORA` = comma-separated names (default all); `QUALITY_EMBED=0` for text only;
+//! `QUALITY_TIER` = `transformer` (default) | `static`: which embedding tier ranks by meaning;
 //! `QUALITY_ABLATE=0` to skip ablations; `QUALITY_LAYOUTS` = `source,whole`;
 //! `QUALITY_VERBOSE=1` prints each query's first hits.
 //! Corpora and indexes are kept in `target/tmp/quality` between runs.
@@ -348,9 +349,14 @@ fn open_index(
     layout: &str,
     roots: &[PathBuf],
     model: Option<&vigil::model::ModelFiles>,
+    static_dir: Option<&Path>,
     base: &Path,
 ) -> Engine {
-    let embed = if model.is_some() { "embed" } else { "text" };
+    let embed = match (model, static_dir) {
+        (Some(_), _) => "embed",
+        (None, Some(_)) => "static",
+        (None, None) => "text",
+    };
     let config = EngineConfig {
         retention: Default::default(),
         index_dir: base
@@ -362,6 +368,7 @@ fn open_index(
             .collect(),
         max_file_size: 10 * 1024 * 1024,
         model: model.cloned(),
+        static_model: static_dir.map(Path::to_path_buf),
         s3: Default::default(),
     };
     let mut engine = Engine::open(config).unwrap();
@@ -373,7 +380,7 @@ fn open_index(
             let mut embedder = vigil::pipeline::embed::Embedder::load(model).unwrap();
             loop {
                 let jobs = engine
-                    .next_embed_jobs(vigil::pipeline::embed::EMBED_BATCH)
+                    .next_embed_jobs(vigil::pipeline::embed::EMBED_WINDOW)
                     .unwrap();
                 if jobs.is_empty() {
                     break;
@@ -419,7 +426,16 @@ fn main() {
             }
         }
     };
-    let modes: Vec<Mode> = if model.is_some() {
+    // The static tier alone: its vectors rank by meaning (the transformer's are not made).
+    let (model, static_dir) = match (model, env("QUALITY_TIER").as_deref()) {
+        (Some(m), Some("static")) => {
+            let dir = vigil::pipeline::distil::ensure(&m).unwrap();
+            println!("tier: static ({})", dir.display());
+            (None, Some(dir))
+        }
+        (m, _) => (m, None),
+    };
+    let modes: Vec<Mode> = if model.is_some() || static_dir.is_some() {
         vec![Mode::Text, Mode::Semantic, Mode::Hybrid]
     } else {
         vec![Mode::Text]
@@ -511,7 +527,14 @@ fn main() {
                 continue;
             }
             let (corpus_root, roots) = roots(c, &root, layout, &base);
-            let engine = open_index(c, layout, &roots, model.as_ref(), &base);
+            let engine = open_index(
+                c,
+                layout,
+                &roots,
+                model.as_ref(),
+                static_dir.as_deref(),
+                &base,
+            );
             for mode in &modes {
                 for (i, (name, features)) in ablations.iter().enumerate() {
                     // Steps that do not apply to this mode.

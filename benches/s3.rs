@@ -66,6 +66,7 @@ fn main() {
             roots: vec![vigil::config::RootSpec::plain(root.clone())],
             max_file_size: 10 * 1024 * 1024,
             model: None,
+            static_model: None,
             s3: options.clone(),
         })
         .unwrap();

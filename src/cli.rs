@@ -18,6 +18,17 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_embed: bool,
 
+    /// Embedding tiers: static (a fast static model distilled from the transformer),
+    /// transformer, or both (static at once, transformer in the background) [default: both]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "VIGIL_EMBED",
+        value_name = "TIERS"
+    )]
+    pub embed: Option<EmbedArg>,
+
     /// Use the embedding model in DIR instead of the default (fetched on first use)
     #[arg(long, global = true, env = "VIGIL_MODEL_DIR", value_name = "DIR")]
     pub model_dir: Option<PathBuf>,
@@ -32,6 +43,24 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--embed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedArg {
+    Static,
+    Transformer,
+    Both,
+}
+
+impl From<EmbedArg> for crate::settings::EmbedTiers {
+    fn from(a: EmbedArg) -> Self {
+        match a {
+            EmbedArg::Static => Self::Static,
+            EmbedArg::Transformer => Self::Transformer,
+            EmbedArg::Both => Self::Both,
+        }
+    }
 }
 
 /// How log lines look.

@@ -14,10 +14,12 @@ use crate::cli::{Cli, Command, ConfigAction, ModelAction};
 use crate::config::{ConfigFile, Overrides, Settings};
 use crate::engine::{Engine, EngineConfig, Progress, ReconcileStats};
 use crate::index::text::TextIndex;
+use crate::index::vector::VectorIndex;
 use crate::model::{self, MODEL_DIMS, MODEL_NAME};
 use crate::output;
-use crate::pipeline::embed::{EMBED_BATCH, Embedder};
+use crate::pipeline::embed::{EMBED_WINDOW, Embedder};
 use crate::search::{Mode, SearchRequest, Searcher};
+use crate::settings::Tier;
 use crate::status::{Phase, StatusCell};
 use crate::store::{InUse, Store};
 use crate::{config, service};
@@ -97,6 +99,13 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let files = model::fetch(&model::default_model_dir())?;
             println!("model fetched and verified: {}", files.dir.display());
+            let started = Instant::now();
+            let dir = crate::pipeline::distil::distil(&files)?;
+            println!(
+                "static model distilled from it in {:.1} s: {}",
+                started.elapsed().as_secs_f64(),
+                dir.display()
+            );
             model_info(&files)
         }
         Command::Model {
@@ -145,12 +154,13 @@ fn open_engine(cli: &Cli, file: &ConfigFile, settings: &Settings) -> Result<Engi
             .num_threads(workers)
             .build_global();
     }
-    let model = config::model(cli, file)?;
+    let models = config::models(cli, file)?;
     Engine::open(EngineConfig {
         index_dir,
         roots: settings.roots.clone(),
         max_file_size: settings.max_file_size,
-        model,
+        model: models.transformer,
+        static_model: models.static_dir,
         s3: settings.s3.clone(),
         retention: settings.retention,
     })
@@ -175,6 +185,23 @@ fn index(cli: &Cli, flags: &Overrides) -> Result<()> {
     let mut stats = engine.reconcile(&roots, &bar)?;
     bar.finish();
     let remote_errors = index_remotes(&mut engine, &mut stats)?;
+    if engine.static_tier_enabled() {
+        // Hybrid search covers every chunk from here; the transformer tier refines it.
+        engine.checkpoint()?;
+        let pending = engine.embeddings_pending();
+        eprintln!(
+            "hybrid search ready after {:.1} s: every chunk has a static vector{}",
+            started.elapsed().as_secs_f64(),
+            if pending > 0 {
+                format!(
+                    "; the transformer tier now embeds {pending} texts (interrupt at any time: \
+                     the next `index` or `watch` resumes)"
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     let computed = if engine.embeddings_enabled() {
         embed_all(&mut engine)?
     } else {
@@ -241,7 +268,7 @@ fn embed_all(engine: &mut Engine) -> Result<u64> {
     bar.set_total(pending);
     let mut done = 0;
     loop {
-        let jobs = engine.next_embed_jobs(EMBED_BATCH)?;
+        let jobs = engine.next_embed_jobs(EMBED_WINDOW)?;
         if jobs.is_empty() {
             match engine.embed_resumes_at() {
                 Some(t) => {
@@ -443,29 +470,26 @@ fn direct_backend(
     needs_model: bool,
 ) -> Result<Backend> {
     let text = Arc::new(TextIndex::open(&index_dir.join("text"), false)?);
-    let (vectors, model) = if needs_model && !cli.no_embed && store.counts()?.vectors > 0 {
-        let generation = store.generation()?;
-        let vectors =
-            match crate::index::vector::VectorIndex::load(index_dir, MODEL_DIMS, generation) {
-                Some(v) => v,
-                None => {
-                    // Saved for the next query (the snapshot is a cache; its generation tag
-                    // keeps a stale one from ever being loaded).
-                    let v = crate::engine::build_vector_index(&store)?;
-                    if let Err(e) = v.save(index_dir, generation) {
-                        tracing::debug!("cannot save the vector index: {e:#}");
-                    }
-                    v
-                }
-            };
-        (
-            Some(Arc::new(vectors)),
-            config::model(cli, &config_file(cli).map(|f| f.1).unwrap_or_default())
-                .ok()
-                .flatten(),
-        )
+    let counts = store.counts()?;
+    let wanted = needs_model && !cli.no_embed;
+    let models = if wanted && (counts.vectors > 0 || counts.static_vectors > 0) {
+        config::models(cli, &config_file(cli).map(|f| f.1).unwrap_or_default()).unwrap_or_default()
     } else {
-        (None, None)
+        config::Models::default()
+    };
+    let (vectors, model) = match models.transformer {
+        Some(model) if counts.vectors > 0 => (
+            Some(Arc::new(saved_graph(&store, index_dir, Tier::Transformer)?)),
+            Some(model),
+        ),
+        _ => (None, None),
+    };
+    let static_tier = match &models.static_dir {
+        Some(dir) if counts.static_vectors > 0 => Some(crate::search::StaticTier {
+            model: Arc::new(crate::pipeline::embed_static::StaticEmbedder::load(dir)?),
+            vectors: Arc::new(saved_graph(&store, index_dir, Tier::Static)?),
+        }),
+        _ => None,
     };
     let status = StatusCell::default();
     if matches!(request, Request::Status) {
@@ -481,10 +505,11 @@ fn direct_backend(
             s.chunks = counts.chunks;
             s.text_docs = text_docs;
             s.embeddings_cached = counts.vectors;
+            s.static_vectors = counts.static_vectors;
         });
     }
     let query = crate::search::QueryEmbedder::new(model, crate::pipeline::embed::Load::OneQuery);
-    let searcher = Searcher::new(store.clone(), text, vectors, query);
+    let searcher = Searcher::new(store.clone(), text, vectors, query).with_static_tier(static_tier);
     let chunker = if matches!(request, Request::Verify) {
         Some(Arc::new(chunker_of(cli, &store)?))
     } else {
@@ -500,6 +525,21 @@ fn direct_backend(
         repairs: None,
         cookies: None,
     })
+}
+
+/// The HNSW graph of `tier`: the saved snapshot when it is current, else rebuilt from redb
+/// and saved for the next query (the snapshot is a cache; its generation tag keeps a stale
+/// one from ever being loaded).
+fn saved_graph(store: &Store, index_dir: &Path, tier: Tier) -> Result<VectorIndex> {
+    let generation = store.generation()?;
+    if let Some(v) = VectorIndex::load(index_dir, tier, MODEL_DIMS, generation) {
+        return Ok(v);
+    }
+    let v = crate::engine::build_vector_index(store, tier)?;
+    if let Err(e) = v.save(index_dir, tier, generation) {
+        tracing::debug!("cannot save the vector index: {e:#}");
+    }
+    Ok(v)
 }
 
 /// The chunker an index was built with (from its stored fingerprint), for verify.
@@ -647,6 +687,14 @@ impl SessionWatcher {
         if cli.no_embed {
             cmd.arg("--no-embed");
         }
+        if let Some(tiers) = cli.embed {
+            let name = match tiers {
+                crate::cli::EmbedArg::Static => "static",
+                crate::cli::EmbedArg::Transformer => "transformer",
+                crate::cli::EmbedArg::Both => "both",
+            };
+            cmd.arg("--embed").arg(name);
+        }
         if let Some(dir) = &cli.model_dir {
             cmd.arg("--model-dir").arg(dir);
         }
@@ -728,6 +776,14 @@ fn model_info(files: &model::ModelFiles) -> Result<()> {
             Ok(sum) => println!("  {sum}  {}", path.display()),
             Err(e) => println!("  error: {e:#}"),
         }
+    }
+    let static_dir = crate::pipeline::distil::static_dir(files);
+    if crate::pipeline::distil::is_complete(&static_dir) {
+        let model = crate::pipeline::embed_static::StaticEmbedder::load(&static_dir)?;
+        println!("static:     {}", model.identity());
+        println!("            {}", static_dir.display());
+    } else {
+        println!("static:     not distilled yet (`vigil model fetch`, or first use)");
     }
     Ok(())
 }

@@ -19,18 +19,50 @@ pub fn index_dir(cli: &Cli) -> PathBuf {
     cli.index.clone().unwrap_or_else(default_index_dir)
 }
 
-/// The model of this invocation: `None` with `--no-embed` or `embeddings = false`; else the
-/// given (flag, then file) or default model, fetched on first use.
+/// The embedding tiers of this invocation: `--embed`, then `embed` in the file, else both.
+pub fn embed_tiers(cli: &Cli, file: &ConfigFile) -> EmbedTiers {
+    cli.embed
+        .map(EmbedTiers::from)
+        .or(file.embed)
+        .unwrap_or_default()
+}
+
+/// The models of this invocation, by tier.
+#[derive(Debug, Clone, Default)]
+pub struct Models {
+    /// The transformer, when its tier runs.
+    pub transformer: Option<ModelFiles>,
+    /// The static model's directory, when its tier runs.
+    pub static_dir: Option<PathBuf>,
+}
+
+/// The models of this invocation: none with `--no-embed` or `embeddings = false`; else the
+/// given (flag, then file) or default model, fetched on first use, and for the static tier
+/// its distillation (made on first use, ~15 s).
 ///
-/// Errors: the model cannot be had (the message says why and how to fix it).
-pub fn model(cli: &Cli, file: &ConfigFile) -> Result<Option<ModelFiles>> {
+/// Errors: a model cannot be had (the message says why and how to fix it).
+pub fn models(cli: &Cli, file: &ConfigFile) -> Result<Models> {
     if cli.no_embed || file.embeddings == Some(false) {
-        return Ok(None);
+        return Ok(Models::default());
     }
+    let tiers = embed_tiers(cli, file);
     let dir = cli.model_dir.as_deref().or(file.model_dir.as_deref());
-    model::resolve(dir, true)
-        .map(Some)
-        .context("embeddings need a model (or run text-only with --no-embed)")
+    let files = model::resolve(dir, true)
+        .context("embeddings need a model (or run text-only with --no-embed)")?;
+    let static_dir = match (tiers, crate::pipeline::distil::ensure(&files)) {
+        (EmbedTiers::Transformer, _) => None,
+        (_, Ok(dir)) => Some(dir),
+        (EmbedTiers::Static, Err(e)) => return Err(e),
+        // Both: the transformer tier runs alone (and reports its own errors, with retries).
+        (EmbedTiers::Both, Err(e)) => {
+            tracing::warn!("no static tier: {e:#}");
+            None
+        }
+    };
+    Ok(Models {
+        transformer: tiers.transformer().then_some(files),
+        static_dir,
+    })
 }
 
 /// Whether an index exists in `dir`.
@@ -38,7 +70,7 @@ pub fn index_exists(dir: &Path) -> bool {
     dir.join("index.redb").is_file()
 }
 
-pub use crate::settings::{Retention, RootSpec};
+pub use crate::settings::{EmbedTiers, Retention, RootSpec};
 
 /// A size in the config file: bytes, or a string such as "10M".
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,6 +95,8 @@ pub struct ConfigFile {
     pub workers: Option<usize>,
     /// `false` runs text-only.
     pub embeddings: Option<bool>,
+    /// Which embedding tiers run: "static", "transformer" or "both" (the default).
+    pub embed: Option<EmbedTiers>,
     pub model_dir: Option<PathBuf>,
     /// TCP address of the HTTP API (loopback unless `listen_public`).
     pub listen: Option<std::net::SocketAddr>,

@@ -168,6 +168,12 @@ pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
         s.files_indexed, s.files_skipped, s.files_failed
     );
     println!("chunks:      {}", s.chunks);
+    if s.static_vectors > 0 {
+        println!(
+            "static:      {} chunk texts embedded (made as files are indexed)",
+            s.static_vectors
+        );
+    }
     println!(
         "embeddings:  {} cached, {} computed by this process, {} pending",
         s.embeddings_cached, s.embeddings_computed, s.embeddings_pending
@@ -187,12 +193,13 @@ pub fn status(s: &StatusSnapshot, json: bool) -> Result<()> {
     if let Some(d) = &s.disk {
         let t = &d.store_tables;
         println!(
-            "disk:        {} in all: store {} (files {}, chunks {}, embeddings {}, history {}), text {}, vector snapshot {}",
+            "disk:        {} in all: store {} (files {}, chunks {}, embeddings {}, static vectors {}, history {}), text {}, vector snapshots {}",
             bytes(d.total),
             bytes(d.store_file),
             bytes(t.files),
             bytes(t.chunks),
             bytes(t.vectors),
+            bytes(t.static_vectors),
             bytes(t.history),
             bytes(d.text),
             bytes(d.vectors_snapshot)

@@ -47,3 +47,46 @@ impl Default for Retention {
         }
     }
 }
+
+/// Which embedding tiers run (`--embed`, `embed = "…"` in the configuration file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedTiers {
+    /// Only the static model: every chunk gets a vector at about text-indexing speed.
+    Static,
+    /// Only the transformer (all-MiniLM-L6-v2): better vectors, ~20 chunks/s on two cores.
+    Transformer,
+    /// Static vectors at once, transformer vectors in the background; search uses the
+    /// transformer's where they exist.
+    #[default]
+    Both,
+}
+
+impl EmbedTiers {
+    /// Whether the static tier runs.
+    pub fn static_tier(self) -> bool {
+        matches!(self, Self::Static | Self::Both)
+    }
+
+    /// Whether the transformer tier runs.
+    pub fn transformer(self) -> bool {
+        matches!(self, Self::Transformer | Self::Both)
+    }
+}
+
+/// One embedding tier. Their vectors live apart: the two models' vector spaces differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Static,
+    Transformer,
+}
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Transformer => "transformer",
+        }
+    }
+}

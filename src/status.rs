@@ -77,8 +77,11 @@ pub struct StatusSnapshot {
     pub chunks: u64,
     /// Chunk documents in the text index; equals `chunks` when the two agree.
     pub text_docs: u64,
-    /// Distinct chunk texts with a cached embedding.
+    /// Distinct chunk texts with a cached (transformer-tier) embedding.
     pub embeddings_cached: u64,
+    /// Distinct chunk texts with a static-tier vector.
+    #[serde(default)]
+    pub static_vectors: u64,
     /// Embeddings computed by this process.
     pub embeddings_computed: u64,
     /// Distinct chunk texts waiting for an embedding.
@@ -149,7 +152,7 @@ pub struct DiskUsage {
     pub store_tables: crate::store::TableBytes,
     /// The tantivy directory.
     pub text: u64,
-    /// The HNSW snapshot.
+    /// The HNSW snapshots (both tiers).
     pub vectors_snapshot: u64,
 }
 
@@ -172,7 +175,13 @@ impl DiskUsage {
             store_file: tree_bytes(&dir.join("index.redb")),
             store_tables: store.table_bytes()?,
             text: tree_bytes(&dir.join("text")),
-            vectors_snapshot: crate::index::vector::VectorIndex::snapshot_bytes(dir),
+            vectors_snapshot: [
+                crate::settings::Tier::Transformer,
+                crate::settings::Tier::Static,
+            ]
+            .into_iter()
+            .map(|t| crate::index::vector::VectorIndex::snapshot_bytes(dir, t))
+            .sum(),
         })
     }
 }

@@ -18,6 +18,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use crate::records::{ChunkRecord, FileRecord, HistoryRow};
+use crate::settings::Tier;
 
 /// Bump when the layout of any table changes; an index of another version is refused.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -31,6 +32,16 @@ const CHUNKS_BY_HASH: MultimapTableDefinition<&[u8; 32], u64> =
     MultimapTableDefinition::new("chunks_by_hash");
 /// blake3 of chunk text → little-endian f32 × dims.
 const VECTORS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("vectors");
+/// Text hash → static-model embedding (little-endian f32 × dims); see `pipeline::embed_static`.
+const STATIC_VECTORS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("static_vectors");
+
+/// The table holding a tier's vectors.
+fn vector_table(tier: Tier) -> TableDefinition<'static, &'static [u8; 32], &'static [u8]> {
+    match tier {
+        Tier::Transformer => VECTORS,
+        Tier::Static => STATIC_VECTORS,
+    }
+}
 /// sequence number → JSON [`HistoryRow`].
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 /// blake3 of chunk text → when (ms since the epoch) garbage collection first saw its
@@ -51,6 +62,8 @@ const NEXT_HISTORY_SEQ: &str = "next_history_seq";
 pub struct Store {
     /// Read-locked by every transaction start; write-locked only to compact the file.
     db: std::sync::RwLock<Db>,
+    /// The database file.
+    path: std::path::PathBuf,
 }
 
 /// The database, opened for writing (the engine) or read-only (a CLI query on an index no
@@ -81,6 +94,8 @@ pub struct StoreBatch {
     pub delete_chunks: Vec<(u64, [u8; 32])>,
     /// History rows to append, in order.
     pub history: Vec<HistoryRow>,
+    /// Static-tier vectors of new chunk texts (written with the chunks that use them).
+    pub put_static_vectors: Vec<([u8; 32], Vec<f32>)>,
     /// Value of `next_chunk_id` after this batch.
     pub next_chunk_id: u64,
 }
@@ -90,7 +105,11 @@ pub struct StoreBatch {
 pub struct StoreCounts {
     pub files: u64,
     pub chunks: u64,
+    /// Transformer-tier vectors.
     pub vectors: u64,
+    /// Static-tier vectors.
+    #[serde(default)]
+    pub static_vectors: u64,
     pub history: u64,
 }
 
@@ -100,6 +119,8 @@ pub struct TableBytes {
     pub files: u64,
     pub chunks: u64,
     pub vectors: u64,
+    #[serde(default)]
+    pub static_vectors: u64,
     pub history: u64,
 }
 
@@ -138,6 +159,7 @@ impl Store {
         };
         let store = Self {
             db: Db::Writable(db).into(),
+            path: path.clone(),
         };
         store.init_schema(&path)?;
         Ok(store)
@@ -162,6 +184,7 @@ impl Store {
         };
         let store = Self {
             db: Db::ReadOnly(db).into(),
+            path: path.clone(),
         };
         let version = store.meta("schema_version")?;
         if version != SCHEMA_VERSION {
@@ -194,6 +217,7 @@ impl Store {
             tx.open_table(CHUNKS)?;
             tx.open_multimap_table(CHUNKS_BY_HASH)?;
             tx.open_table(VECTORS)?;
+            tx.open_table(STATIC_VECTORS)?;
             tx.open_table(HISTORY)?;
             tx.open_table(PENDING)?;
             tx.open_table(META_STR)?;
@@ -386,35 +410,40 @@ impl Store {
         table.get(hash)?.map(|v| Ok(v?.value())).collect()
     }
 
-    /// Which of `hashes` already have a cached embedding.
-    pub fn has_vectors(&self, hashes: &[[u8; 32]]) -> Result<Vec<bool>> {
+    /// Which of `hashes` already have a cached embedding of `tier`.
+    pub fn has_vectors(&self, tier: Tier, hashes: &[[u8; 32]]) -> Result<Vec<bool>> {
         let tx = self.begin_read()?;
-        let table = tx.open_table(VECTORS)?;
+        let table = tx.open_table(vector_table(tier))?;
         hashes.iter().map(|h| Ok(table.get(h)?.is_some())).collect()
     }
 
-    /// The cached embedding of a chunk text, if any (f32 × dims).
-    pub fn vector(&self, hash: &[u8; 32]) -> Result<Option<Vec<f32>>> {
+    /// The cached embedding of `tier` of a chunk text, if any (f32 × dims).
+    pub fn vector(&self, tier: Tier, hash: &[u8; 32]) -> Result<Option<Vec<f32>>> {
         let tx = self.begin_read()?;
-        let table = tx.open_table(VECTORS)?;
+        let table = tx.open_table(vector_table(tier))?;
         Ok(table.get(hash)?.map(|v| decode_vector(v.value())))
     }
 
-    /// Calls `f(hash, vector)` for every cached embedding.
-    pub fn for_each_vector(&self, mut f: impl FnMut(&[u8; 32], Vec<f32>)) -> Result<()> {
+    /// Calls `f(hash, vector)` for every cached embedding of `tier`.
+    pub fn for_each_vector(
+        &self,
+        tier: Tier,
+        mut f: impl FnMut(&[u8; 32], Vec<f32>),
+    ) -> Result<()> {
         let tx = self.begin_read()?;
-        for item in tx.open_table(VECTORS)?.iter()? {
+        for item in tx.open_table(vector_table(tier))?.iter()? {
             let (k, v) = item?;
             f(k.value(), decode_vector(v.value()));
         }
         Ok(())
     }
 
-    /// Stores embeddings (a cache keyed by chunk-text hash) and bumps the generation.
-    pub fn put_vectors(&self, vectors: &[([u8; 32], Vec<f32>)]) -> Result<()> {
+    /// Stores embeddings of `tier` (a cache keyed by chunk-text hash) and bumps the
+    /// generation.
+    pub fn put_vectors(&self, tier: Tier, vectors: &[([u8; 32], Vec<f32>)]) -> Result<()> {
         let tx = self.begin_write()?;
         {
-            let mut table = tx.open_table(VECTORS)?;
+            let mut table = tx.open_table(vector_table(tier))?;
             for (hash, vector) in vectors {
                 table.insert(hash, encode_vector(vector).as_slice())?;
             }
@@ -424,33 +453,36 @@ impl Store {
         Ok(())
     }
 
-    /// Drops every cached embedding (they belong to another model) and bumps the generation,
-    /// so an HNSW snapshot of them is never loaded again.
-    pub fn clear_vectors(&self) -> Result<()> {
+    /// Drops every cached embedding of `tier` (they belong to another model) and bumps the
+    /// generation, so an HNSW snapshot of them is never loaded again.
+    pub fn clear_vectors(&self, tier: Tier) -> Result<()> {
         let tx = self.begin_write()?;
         {
-            tx.delete_table(VECTORS)?;
-            tx.open_table(VECTORS)?;
+            tx.delete_table(vector_table(tier))?;
+            tx.open_table(vector_table(tier))?;
             bump(&mut tx.open_table(META)?, GENERATION, 1)?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Garbage collection of embeddings no chunk uses: marks newly unused ones with `now_ms`,
-    /// forgets marks of ones used again, and removes those unused since before
-    /// `now_ms - grace_ms`. Returns (unused kept, removed).
+    /// Garbage collection of embeddings (of both tiers) no chunk uses: marks newly unused
+    /// texts with `now_ms`, forgets marks of ones used again, and removes the vectors of
+    /// those unused since before `now_ms - grace_ms`. Returns (unused texts kept, removed).
     pub fn collect_unused_vectors(&self, now_ms: u64, grace_ms: u64) -> Result<(u64, u64)> {
         let tx = self.begin_write()?;
         let (mut kept, mut removed) = (0, 0);
         {
             let mut vectors = tx.open_table(VECTORS)?;
+            let mut statics = tx.open_table(STATIC_VECTORS)?;
             let by_hash = tx.open_multimap_table(CHUNKS_BY_HASH)?;
             let mut unused = tx.open_table(UNUSED_VECTORS)?;
             let mut seen: Vec<([u8; 32], Option<u64>)> = Vec::new();
-            for item in vectors.iter()? {
-                let (k, _) = item?;
-                let hash = *k.value();
+            let mut hashes = std::collections::BTreeSet::new();
+            for item in vectors.iter()?.chain(statics.iter()?) {
+                hashes.insert(*item?.0.value());
+            }
+            for hash in hashes {
                 let used = by_hash.get(&hash)?.next().is_some();
                 let since = unused.get(&hash)?.map(|v| v.value());
                 if used {
@@ -468,6 +500,7 @@ impl Store {
                     }
                     Some(t) if now_ms.saturating_sub(t) >= grace_ms => {
                         vectors.remove(&hash)?;
+                        statics.remove(&hash)?;
                         unused.remove(&hash)?;
                         removed += 1;
                     }
@@ -513,18 +546,23 @@ impl Store {
     }
 
     /// Compacts the file when at least half of it is free pages (after garbage collection),
-    /// so the index gives disk space back. Waits for readers to finish their call; returns
+    /// so the index gives disk space back (files under 512 KiB are left alone: redb's own
+    /// floor is about that). Waits for readers to finish their call; returns
     /// whether it compacted (`false` when little is free, or a reader holds a transaction).
     pub fn compact_if_worthwhile(&self) -> Result<bool> {
-        let (stored, total) = {
+        let (stored, allocated) = {
             let tx = self.begin_write()?;
             let stats = tx.stats()?;
-            let total = stats.allocated_pages() * stats.page_size() as u64;
+            let allocated = stats.allocated_pages() * stats.page_size() as u64;
             let stored = stats.stored_bytes() + stats.metadata_bytes();
             tx.abort()?;
-            (stored, total)
+            (stored, allocated)
         };
-        if total < 1 << 20 || stored * 2 > total {
+        // The file keeps the space freed inside it: that is what compaction gives back.
+        let file = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let total = allocated.max(file);
+        tracing::debug!(stored, total, "store compaction check");
+        if total < 512 << 10 || stored * 2 > total {
             return Ok(false);
         }
         let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
@@ -548,6 +586,7 @@ impl Store {
                     .stats()?
                     .stored_bytes(),
             vectors: tx.open_table(VECTORS)?.stats()?.stored_bytes(),
+            static_vectors: tx.open_table(STATIC_VECTORS)?.stats()?.stored_bytes(),
             history: tx.open_table(HISTORY)?.stats()?.stored_bytes(),
         })
     }
@@ -601,6 +640,15 @@ impl Store {
                 chunks.insert(id, to_json(record).as_slice())?;
                 by_hash.insert(&record.hash, id)?;
             }
+            if !batch.put_static_vectors.is_empty() {
+                let mut statics = tx.open_table(STATIC_VECTORS)?;
+                for (hash, vector) in &batch.put_static_vectors {
+                    // A text seen before keeps its vector (no rewrite of an unchanged page).
+                    if statics.get(hash)?.is_none() {
+                        statics.insert(hash, encode_vector(vector).as_slice())?;
+                    }
+                }
+            }
             let mut seq = meta.get(NEXT_HISTORY_SEQ)?.map(|v| v.value()).unwrap_or(0);
             for row in &batch.history {
                 history.insert(seq, to_json(row).as_slice())?;
@@ -644,6 +692,7 @@ impl Store {
             files: tx.open_table(FILES)?.len()?,
             chunks: tx.open_table(CHUNKS)?.len()?,
             vectors: tx.open_table(VECTORS)?.len()?,
+            static_vectors: tx.open_table(STATIC_VECTORS)?.len()?,
             history: tx.open_table(HISTORY)?.len()?,
         })
     }
@@ -658,6 +707,7 @@ fn create_atomically(path: &Path) -> Result<()> {
         .with_context(|| format!("{}: cannot create", partial.display()))?;
     let store = Store {
         db: Db::Writable(db).into(),
+        path: path.to_path_buf(),
     };
     store.init_schema(&partial)?;
     drop(store);

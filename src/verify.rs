@@ -17,6 +17,7 @@ use crate::pipeline::chunk::Chunker;
 use crate::pipeline::hash::{FileContent, ReadError, decode, read_file};
 use crate::records::{ChangeKind, FileRecord, FileState, key_display, path_key};
 use crate::scan::{Found, Scanner};
+use crate::settings::Tier;
 use crate::store::Store;
 
 /// What kind of disagreement.
@@ -188,7 +189,7 @@ fn verify_remote(
 pub fn verify(
     store: &Store,
     text: &TextIndex,
-    vectors: Option<&VectorIndex>,
+    graphs: &[(Tier, &VectorIndex)],
     waiting: &dyn Fn(&[u8; 32]) -> bool,
     chunker: &Chunker,
     index_dir: &Path,
@@ -240,7 +241,7 @@ pub fn verify(
             ));
         }
     }
-    check_chunks(&mut out, store, text, vectors, waiting, &records)?;
+    check_chunks(&mut out, store, text, graphs, waiting, &records)?;
     check_history(&mut out, store, &records)?;
     out.sort_by(|a, b| {
         a.path
@@ -318,7 +319,7 @@ fn check_chunks(
     out: &mut Vec<Difference>,
     store: &Store,
     text: &TextIndex,
-    vectors: Option<&VectorIndex>,
+    graphs: &[(Tier, &VectorIndex)],
     waiting: &dyn Fn(&[u8; 32]) -> bool,
     records: &HashMap<Vec<u8>, FileRecord>,
 ) -> Result<()> {
@@ -377,25 +378,30 @@ fn check_chunks(
             ));
         }
     }
-    if let Some(vectors) = vectors {
+    for &(tier, vectors) in graphs {
         let mut expected = 0usize;
         for (id, c) in &stored {
-            if store.vector(&c.hash)?.is_some() {
+            if store.vector(tier, &c.hash)?.is_some() {
                 expected += 1;
                 if !vectors.contains(*id) {
                     out.push(diff(
                         DiffKind::OrphanVector,
                         c.path.clone(),
-                        format!("chunk {id} has an embedding but no vector in the HNSW graph"),
+                        format!(
+                            "chunk {id} has a {} embedding but no vector in its HNSW graph",
+                            tier.name()
+                        ),
                     ));
                 }
-            } else if !waiting(&c.hash) {
+            } else if tier == Tier::Static || !waiting(&c.hash) {
                 out.push(diff(
                     DiffKind::NoEmbedding,
                     c.path.clone(),
                     format!(
-                        "chunk {id} (lines {}-{}) has no embedding and none is being computed",
-                        c.start_line, c.end_line
+                        "chunk {id} (lines {}-{}) has no {} embedding and none is being computed",
+                        c.start_line,
+                        c.end_line,
+                        tier.name()
                     ),
                 ));
             }
@@ -405,8 +411,9 @@ fn check_chunks(
                 DiffKind::OrphanVector,
                 "",
                 format!(
-                    "{} vectors in the HNSW graph belong to no chunk",
-                    vectors.len() - expected
+                    "{} vectors in the {} HNSW graph belong to no chunk",
+                    vectors.len() - expected,
+                    tier.name()
                 ),
             ));
         }

@@ -225,9 +225,13 @@ fn storm_with(t: Tree, ops: u64, seed: u64, watch_args: &[&str]) {
     }
     wait_for_quiet(&t);
     if t.embed {
-        common::wait_for("every embedding to be computed", || {
-            t.status()["embeddings_pending"] == 0
+        let mut last = Value::Null;
+        let done = common::poll(|| {
+            last = t.status();
+            last["embeddings_pending"] == 0
         });
+        w.log_on_failure(done);
+        assert!(done, "embeddings still pending: {last}");
     }
     let out = t.run(&["verify", "--json"]);
     let report = String::from_utf8_lossy(&out.stdout);

@@ -163,10 +163,17 @@ impl Backend {
         let Some(chunker) = &self.chunker else {
             anyhow::bail!("verify needs the chunking rules of the index");
         };
+        let mut graphs = Vec::new();
+        if let Some(v) = self.searcher.vectors() {
+            graphs.push((crate::settings::Tier::Transformer, v));
+        }
+        if let Some(t) = self.searcher.static_tier() {
+            graphs.push((crate::settings::Tier::Static, t.vectors.as_ref()));
+        }
         crate::verify::verify(
             &self.store,
             self.searcher.text(),
-            self.searcher.vectors(),
+            &graphs,
             &|hash| {
                 self.embeds
                     .as_ref()

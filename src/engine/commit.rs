@@ -4,8 +4,9 @@
 //! 1. **intent**: the batch's paths go into redb's `pending` table;
 //! 2. **text**: tantivy replaces every document of those paths and commits;
 //! 3. **truth**: one redb transaction writes records, chunks and history and clears the intent;
-//! 4. **vectors**: the in-memory HNSW graph drops removed chunks and adds new ones whose text
-//!    has a cached vector.
+//! 4. **vectors**: the in-memory HNSW graphs (one per embedding tier) drop removed chunks and
+//!    add new ones whose text has a vector of that tier (static vectors were written in
+//!    step 3, with the chunks).
 //!
 //! A crash between 1 and 3 leaves the paths in `pending`; the next `Engine::open` forgets them
 //! everywhere and the reconcile that follows indexes them again. So redb never names a chunk
@@ -15,7 +16,15 @@ use anyhow::Result;
 
 use crate::index::text::{TextDoc, TextIndex};
 use crate::index::vector::VectorIndex;
+use crate::settings::Tier;
 use crate::store::{Store, StoreBatch};
+
+/// The HNSW graphs a commit keeps in step, `None` where a tier does not run.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Graphs<'a> {
+    pub transformer: Option<&'a VectorIndex>,
+    pub static_tier: Option<&'a VectorIndex>,
+}
 
 /// What one batch changes in the indexes.
 pub(super) struct Change<'a> {
@@ -29,13 +38,13 @@ pub(super) struct Change<'a> {
 }
 
 /// Applies `change` in the four steps. Returns the text hashes of added chunks that have no
-/// cached vector (to be embedded).
+/// cached transformer vector (to be embedded).
 ///
 /// Errors: any step failing; the steps before it stay applied, which the protocol allows.
 pub(super) fn apply(
     store: &Store,
     text: &TextIndex,
-    vectors: Option<&VectorIndex>,
+    graphs: Graphs,
     change: &Change,
 ) -> Result<Vec<[u8; 32]>> {
     if !change.text_paths.is_empty() {
@@ -43,7 +52,15 @@ pub(super) fn apply(
         text_step(text, change)?;
     }
     truth(store, change)?;
-    vectors_step(store, vectors, change)
+    if let Some(index) = graphs.static_tier {
+        // Every new text got its static vector in the pipeline; one that did not (a model
+        // error) is filled on the next open.
+        vectors_step(store, Tier::Static, index, change)?;
+    }
+    match graphs.transformer {
+        Some(index) => vectors_step(store, Tier::Transformer, index, change),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Step 1.
@@ -62,21 +79,19 @@ fn truth(store: &Store, change: &Change) -> Result<()> {
     store.apply(change.store, change.text_paths).map(|_| ())
 }
 
-/// Step 4.
+/// Step 4, for one tier. Returns the hashes of added chunks without a vector of `tier`.
 fn vectors_step(
     store: &Store,
-    vectors: Option<&VectorIndex>,
+    tier: Tier,
+    index: &VectorIndex,
     change: &Change,
 ) -> Result<Vec<[u8; 32]>> {
     let mut missing = Vec::new();
-    let Some(index) = vectors else {
-        return Ok(missing);
-    };
     for id in change.removed {
         index.remove(*id)?;
     }
     for (id, hash) in change.added {
-        match store.vector(hash)? {
+        match store.vector(tier, hash)? {
             Some(v) => index.add(*id, &v)?,
             None => missing.push(*hash),
         }
@@ -90,6 +105,13 @@ mod tests {
     use crate::records::{ChunkRecord, FileRecord, FileState};
 
     const DIMS: usize = 4;
+
+    fn graphs(vectors: &VectorIndex) -> Graphs<'_> {
+        Graphs {
+            transformer: Some(vectors),
+            static_tier: None,
+        }
+    }
 
     struct Fixture {
         dir: tempfile::TempDir,
@@ -180,10 +202,10 @@ mod tests {
     fn a_committed_batch_leaves_no_intent_and_the_indexes_agree() {
         let f = fixture();
         f.store
-            .put_vectors(&[([1; 32], vec![1.0, 0.0, 0.0, 0.0])])
+            .put_vectors(Tier::Transformer, &[([1; 32], vec![1.0, 0.0, 0.0, 0.0])])
             .unwrap();
         let b = file("/r/a.md", &[1, 2], "harbour");
-        let missing = apply(&f.store, &f.text, Some(&f.vectors), &change(&b)).unwrap();
+        let missing = apply(&f.store, &f.text, graphs(&f.vectors), &change(&b)).unwrap();
         assert!(f.store.pending().unwrap().is_empty());
         assert_eq!(f.text.docs(&[1, 2]).unwrap().len(), 2);
         assert_eq!(f.store.chunks(&[1, 2]).unwrap().len(), 2);
@@ -210,6 +232,7 @@ mod tests {
             roots: Vec::new(),
             max_file_size: 1 << 20,
             model: None,
+            static_model: None,
             s3: Default::default(),
             retention: Default::default(),
         })
@@ -224,13 +247,13 @@ mod tests {
     fn replaying_a_batch_gives_the_same_indexes() {
         let f = fixture();
         let b = file("/r/a.md", &[3, 4], "ferry");
-        apply(&f.store, &f.text, Some(&f.vectors), &change(&b)).unwrap();
-        apply(&f.store, &f.text, Some(&f.vectors), &change(&b)).unwrap();
+        apply(&f.store, &f.text, graphs(&f.vectors), &change(&b)).unwrap();
+        apply(&f.store, &f.text, graphs(&f.vectors), &change(&b)).unwrap();
         assert_eq!(f.text.num_docs(), 2, "replace-by-path: no duplicates");
         assert_eq!(f.store.counts().unwrap().chunks, 2);
         // A later batch of the same path replaces its documents.
         let newer = file("/r/a.md", &[5], "barge");
-        apply(&f.store, &f.text, None, &change(&newer)).unwrap();
+        apply(&f.store, &f.text, Graphs::default(), &change(&newer)).unwrap();
         let docs = f.text.docs(&[3, 4, 5]).unwrap();
         assert_eq!(docs.keys().copied().collect::<Vec<_>>(), vec![5]);
     }

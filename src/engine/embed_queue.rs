@@ -62,6 +62,20 @@ impl EmbedQueue {
         }
     }
 
+    /// Queues a text ahead of the others (a live edit: what the user is working on now is
+    /// embedded first), or moves it there if it was queued already; unless it was set aside.
+    pub fn push_front(&mut self, hash: [u8; 32]) {
+        if self.set_aside.contains(&hash) {
+            return;
+        }
+        if !self.queued.insert(hash)
+            && let Some(at) = self.queue.iter().position(|h| *h == hash)
+        {
+            self.queue.remove(at);
+        }
+        self.queue.push_front(hash);
+    }
+
     /// Texts waiting (including those waiting for a retry), not counting those set aside.
     pub fn len(&self) -> usize {
         self.queue.len()
@@ -191,6 +205,22 @@ mod tests {
 
     fn h(n: u8) -> [u8; 32] {
         [n; 32]
+    }
+
+    #[test]
+    fn a_live_edit_goes_ahead_of_the_catch_up_once() {
+        let mut q = EmbedQueue::default();
+        for n in 0..3 {
+            q.push(h(n));
+        }
+        q.push_front(h(9));
+        q.push_front(h(2));
+        assert_eq!(
+            q.len(),
+            5 - 1,
+            "a queued text moves, it is not queued twice"
+        );
+        assert_eq!(q.take(16, Instant::now()), vec![h(2), h(9), h(0), h(1)]);
     }
 
     #[test]

@@ -48,8 +48,11 @@ pub struct EngineConfig {
     pub roots: Vec<RootSpec>,
     /// Bytes.
     pub max_file_size: u64,
-    /// The model, or `None` to run text-only.
+    /// The transformer model, or `None` when its tier does not run.
     pub model: Option<ModelFiles>,
+    /// The static model's directory (`pipeline::distil`), or `None` when its tier does not
+    /// run. Both `None`: text-only.
+    pub static_model: Option<PathBuf>,
     /// How `s3://` roots are reached (stored, so `verify` can list them again).
     pub s3: crate::s3::S3Options,
     /// How long history and unused embeddings are kept.
@@ -109,7 +112,10 @@ pub struct Engine {
     config: EngineConfig,
     store: Arc<Store>,
     text: Arc<TextIndex>,
+    /// Transformer-tier HNSW graph.
     vectors: Option<Arc<VectorIndex>>,
+    /// The static tier: its model and HNSW graph.
+    static_tier: Option<crate::search::StaticTier>,
     chunker: Arc<Chunker>,
     scanner: Scanner,
     next_chunk_id: u64,
@@ -194,15 +200,16 @@ impl Engine {
         .with_context(|| format!("{}: cannot write", pid_path.display()))?;
         let pid_file = PidFile(pid_path);
         let text = TextIndex::open(&dir.join("text"), true)?;
-        let tokenizer = match &config.model {
-            Some(m) => Some(
-                tokenizers::Tokenizer::from_file(m.tokenizer()).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: cannot load the tokenizer: {e}",
-                        m.tokenizer().display()
-                    )
-                })?,
-            ),
+        // Chunks are sized in the models' tokens (both tiers share the tokenizer).
+        let tokenizer_path = match (&config.model, &config.static_model) {
+            (Some(m), _) => Some(m.tokenizer()),
+            (None, Some(dir)) => Some(dir.join("tokenizer.json")),
+            (None, None) => None,
+        };
+        let tokenizer = match tokenizer_path {
+            Some(path) => Some(tokenizers::Tokenizer::from_file(&path).map_err(|e| {
+                anyhow::anyhow!("{}: cannot load the tokenizer: {e}", path.display())
+            })?),
             None => None,
         };
         let chunker = Chunker::new(tokenizer);
@@ -213,6 +220,7 @@ impl Engine {
             store,
             text: Arc::new(text),
             vectors: None,
+            static_tier: None,
             chunker: Arc::new(chunker),
             embeds: SharedEmbedQueue::default(),
             status: StatusCell::default(),
@@ -233,9 +241,14 @@ impl Engine {
         engine.repair()?;
         engine.save_settings()?;
         engine.file_states = count_states(&engine.store)?;
+        if let Some(dir) = engine.config.static_model.clone() {
+            engine.open_static_tier(&dir)?;
+        }
         if engine.config.model.is_some() {
             engine.check_model()?;
-            engine.vectors = Some(Arc::new(engine.load_vectors()?));
+            engine.vectors = Some(Arc::new(
+                engine.load_vectors(crate::settings::Tier::Transformer)?,
+            ));
             engine.queue_missing_embeddings()?;
         }
         engine.publish(Phase::Starting);
@@ -357,13 +370,19 @@ impl Engine {
                 .map(|r| key_display(crate::records::path_key(&r.path).as_slice()))
                 .collect();
             s.index_dir = config.index_dir.display().to_string();
-            s.model = config.model.as_ref().map(|_| MODEL_NAME.to_string());
+            s.model = match (&config.model, &config.static_model) {
+                (Some(_), Some(_)) => Some(format!("{MODEL_NAME} + its static distillation")),
+                (Some(_), None) => Some(MODEL_NAME.to_string()),
+                (None, Some(_)) => Some(format!("static distillation of {MODEL_NAME}")),
+                (None, None) => None,
+            };
             s.files_indexed = indexed;
             s.files_skipped = skipped;
             s.files_failed = failed;
             s.chunks = counts.chunks;
             s.text_docs = text_docs;
             s.embeddings_cached = counts.vectors;
+            s.static_vectors = counts.static_vectors;
             s.embeddings_pending = pending;
             s.embeddings_failing = failing;
             s.embed_error = embed_error;
@@ -389,6 +408,7 @@ impl Engine {
             self.vectors.clone(),
             self.query.clone(),
         )
+        .with_static_tier(self.static_tier.clone())
     }
 
     /// The chunking rules in force.

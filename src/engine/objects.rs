@@ -96,7 +96,7 @@ impl Engine {
                 }
             }
         }
-        let chunker = self.chunker.clone();
+        let stages = self.stages();
         let limit = self.scanner.max_file_size();
         let metrics = self.metrics.clone();
         let outcomes: Vec<Outcome> = contents
@@ -110,7 +110,7 @@ impl Engine {
                 let started = Instant::now();
                 let content = decode(bytes, limit);
                 Metrics::time(&metrics.hash_seconds, started.elapsed());
-                content_outcome(&chunker, &object.path, content, &metrics, indexed)
+                content_outcome(&stages, &object.path, content, &metrics, indexed)
             })
             .collect();
         for ((object, _), outcome) in contents.iter().zip(outcomes) {

@@ -130,6 +130,8 @@ pub(super) enum Outcome {
         hash: [u8; 32],
         size: u64,
         chunks: Vec<Chunk>,
+        /// The static-tier vector of each chunk (empty when that tier does not run).
+        static_vectors: Vec<Vec<f32>>,
     },
     Skipped {
         reason: String,
@@ -289,7 +291,7 @@ impl Engine {
                 );
                 break;
             }
-            let chunker = self.chunker.clone();
+            let stages = self.stages();
             let limit = self.scanner.max_file_size();
             let metrics = self.metrics.clone();
             let outcomes: Vec<Outcome> = slice
@@ -300,7 +302,7 @@ impl Engine {
                         .as_ref()
                         .filter(|r| r.state == FileState::Indexed)
                         .and_then(|r| r.hash.as_deref());
-                    let outcome = read_outcome(&chunker, &f.path, limit, &metrics, indexed);
+                    let outcome = read_outcome(&stages, &f.path, limit, &metrics, indexed);
                     let chunks = match &outcome {
                         Outcome::Content { chunks, .. } => chunks.len() as u64,
                         _ => 0,
@@ -555,7 +557,17 @@ impl Engine {
                 );
                 return Ok(());
             }
-            Outcome::Content { hash, size, chunks } => (hash, size, chunks),
+            Outcome::Content {
+                hash,
+                size,
+                chunks,
+                static_vectors,
+            } => {
+                for (chunk, vector) in chunks.iter().zip(static_vectors) {
+                    batch.store.put_static_vectors.push((chunk.hash, vector));
+                }
+                (hash, size, chunks)
+            }
         };
         let hex_hash = hex::encode(hash);
         let mut record = FileRecord {
@@ -604,7 +616,9 @@ impl Engine {
             from = Some(old_key);
         }
         let hashes: Vec<[u8; 32]> = chunks.iter().map(|c| c.hash).collect();
-        let cached = self.store.has_vectors(&hashes)?;
+        let cached = self
+            .store
+            .has_vectors(crate::settings::Tier::Transformer, &hashes)?;
         let embedding = self.embeddings_enabled();
         let reused = if embedding {
             cached.iter().filter(|&&c| c).count() as u32
@@ -689,10 +703,23 @@ impl Engine {
             removed: &batch.removed,
         };
         let vectors = self.vectors.clone();
-        let missing = super::commit::apply(&self.store, &self.text, vectors.as_deref(), &change)?;
+        let static_tier = self.static_tier.clone();
+        let graphs = super::commit::Graphs {
+            transformer: vectors.as_deref(),
+            static_tier: static_tier.as_ref().map(|t| t.vectors.as_ref()),
+        };
+        let missing = super::commit::apply(&self.store, &self.text, graphs, &change)?;
+        // Live edits go ahead of a catch-up (recently changed files first).
+        let live = self.live;
+        let mut queue = self.embed_queue();
         for hash in missing {
-            self.queue_embedding(hash);
+            if live {
+                queue.push_front(hash);
+            } else {
+                queue.push(hash);
+            }
         }
+        drop(queue);
         Metrics::time(&self.metrics.commit_seconds, started.elapsed());
         if self.live {
             let now_ns = now_ms() as i128 * 1_000_000;
@@ -758,10 +785,28 @@ fn local(size: u64, mtime_ns: i128) -> Seen {
     }
 }
 
+/// The pipeline stages a worker runs on a file's content: chunking, and the static tier's
+/// embedding when it runs. Cheap to clone (shared).
+#[derive(Clone)]
+pub(super) struct Stages {
+    pub chunker: std::sync::Arc<crate::pipeline::chunk::Chunker>,
+    pub static_model: Option<std::sync::Arc<crate::pipeline::embed_static::StaticEmbedder>>,
+}
+
+impl Engine {
+    /// The stages workers run (see [`Stages`]).
+    pub(super) fn stages(&self) -> Stages {
+        Stages {
+            chunker: self.chunker.clone(),
+            static_model: self.static_model(),
+        }
+    }
+}
+
 /// Reads, hashes and chunks one file. When the content hashes to `indexed` (the hash of the
 /// content already indexed: a `touch`), chunking is skipped: the stored chunks stay.
 fn read_outcome(
-    chunker: &crate::pipeline::chunk::Chunker,
+    stages: &Stages,
     path: &Path,
     limit: u64,
     metrics: &Metrics,
@@ -770,13 +815,13 @@ fn read_outcome(
     let started = Instant::now();
     let read = read_file(path, limit);
     Metrics::time(&metrics.hash_seconds, started.elapsed());
-    content_outcome(chunker, path, read, metrics, indexed)
+    content_outcome(stages, path, read, metrics, indexed)
 }
 
 /// Turns read (or downloaded) content into an outcome: chunks, or why not. Chunking is
 /// skipped when the content hashes to `indexed`.
 pub(super) fn content_outcome(
-    chunker: &crate::pipeline::chunk::Chunker,
+    stages: &Stages,
     path: &Path,
     read: Result<crate::pipeline::hash::FileContent, ReadError>,
     metrics: &Metrics,
@@ -788,16 +833,27 @@ pub(super) fn content_outcome(
                 hash: content.hash,
                 size: content.size,
                 chunks: Vec::new(),
+                static_vectors: Vec::new(),
             }
         }
         Ok(content) => {
             let started = Instant::now();
-            let chunks = chunker.chunk(path, &content.text);
+            let chunks = stages.chunker.chunk(path, &content.text);
             Metrics::time(&metrics.chunk_seconds, started.elapsed());
+            let static_vectors = match &stages.static_model {
+                Some(model) => chunks
+                    .iter()
+                    .map(|c| {
+                        model.embed(&crate::pipeline::chunk::embedded_text(&c.header, &c.text))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
             Outcome::Content {
                 hash: content.hash,
                 size: content.size,
                 chunks,
+                static_vectors,
             }
         }
         Err(ReadError::Binary { hash, .. }) => Outcome::Skipped {

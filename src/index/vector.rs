@@ -10,8 +10,15 @@ use std::sync::RwLock;
 use anyhow::{Context, Result, anyhow};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
-const SNAPSHOT: &str = "vectors.usearch";
-const SNAPSHOT_GENERATION: &str = "vectors.generation";
+use crate::settings::Tier;
+
+/// The snapshot file and its generation tag, per tier.
+fn snapshot_files(tier: Tier) -> (&'static str, &'static str) {
+    match tier {
+        Tier::Transformer => ("vectors.usearch", "vectors.generation"),
+        Tier::Static => ("static.usearch", "static.generation"),
+    }
+}
 
 /// A semantic hit: cosine similarity in [-1, 1], higher is closer.
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +73,9 @@ impl VectorIndex {
 
     /// Loads the snapshot in `dir` if it was saved at `generation`; `None` when it is missing
     /// or stale (then rebuild from the store).
-    pub fn load(dir: &Path, dims: usize, generation: u64) -> Option<Self> {
-        let saved: u64 = std::fs::read_to_string(dir.join(SNAPSHOT_GENERATION))
+    pub fn load(dir: &Path, tier: Tier, dims: usize, generation: u64) -> Option<Self> {
+        let (snapshot, generation_file) = snapshot_files(tier);
+        let saved: u64 = std::fs::read_to_string(dir.join(generation_file))
             .ok()?
             .trim()
             .parse()
@@ -76,7 +84,7 @@ impl VectorIndex {
             return None;
         }
         let index = Index::new(&options(dims)).ok()?;
-        index.load(dir.join(SNAPSHOT).to_str()?).ok()?;
+        index.load(dir.join(snapshot).to_str()?).ok()?;
         (index.dimensions() == dims).then(|| Self {
             index: RwLock::new(index),
             dims,
@@ -89,8 +97,9 @@ impl VectorIndex {
     /// state or a snapshot that is never loaded (then rebuilt from redb).
     ///
     /// Errors: the files cannot be written or synced (named in the message).
-    pub fn save(&self, dir: &Path, generation: u64) -> Result<()> {
-        let gen_path = dir.join(SNAPSHOT_GENERATION);
+    pub fn save(&self, dir: &Path, tier: Tier, generation: u64) -> Result<()> {
+        let (snapshot, generation_file) = snapshot_files(tier);
+        let gen_path = dir.join(generation_file);
         match std::fs::remove_file(&gen_path) {
             Ok(()) => sync_dir(dir)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -99,11 +108,11 @@ impl VectorIndex {
             }
         }
         // Per process: a CLI query may save a rebuilt snapshot while a watcher starts.
-        let tmp = dir.join(format!("{SNAPSHOT}.tmp-{}", std::process::id()));
+        let tmp = dir.join(format!("{snapshot}.tmp-{}", std::process::id()));
         let tmp_str = tmp.to_str().context("index path is not UTF-8")?;
         self.read().save(tmp_str).map_err(usearch_err)?;
         sync_file(&tmp)?;
-        std::fs::rename(&tmp, dir.join(SNAPSHOT))
+        std::fs::rename(&tmp, dir.join(snapshot))
             .with_context(|| format!("{}: cannot save", tmp.display()))?;
         sync_dir(dir)?;
         std::fs::write(&gen_path, generation.to_string())
@@ -112,9 +121,9 @@ impl VectorIndex {
         sync_dir(dir)
     }
 
-    /// Bytes of the saved snapshot in `dir` (0 when there is none).
-    pub fn snapshot_bytes(dir: &Path) -> u64 {
-        std::fs::metadata(dir.join(SNAPSHOT))
+    /// Bytes of the saved snapshot of `tier` in `dir` (0 when there is none).
+    pub fn snapshot_bytes(dir: &Path, tier: Tier) -> u64 {
+        std::fs::metadata(dir.join(snapshot_files(tier).0))
             .map(|m| m.len())
             .unwrap_or(0)
     }

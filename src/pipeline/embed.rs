@@ -17,11 +17,18 @@ use crate::model::{MODEL_DIMS, ModelFiles};
 /// bounds memory: ~0.6-1.1 GB at 32 (measured, see docs/embeddings.md).
 pub const EMBED_BATCH: usize = 16;
 
+/// Chunk texts handed to [`Embedder::embed`] at once: sorted by length there and cut into
+/// batches of [`EMBED_BATCH`], so a batch pads its texts to a similar length.
+pub const EMBED_WINDOW: usize = 4 * EMBED_BATCH;
+
 /// ONNX Runtime can be loaded once per process.
 static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> =
     OnceLock::new();
 
-fn environment(files: &ModelFiles) -> Result<ort::environment::Environment> {
+/// The process's ONNX Runtime environment, loaded from `files.ort_lib` on first use.
+///
+/// Errors: the library cannot be loaded (named in the message).
+pub fn environment(files: &ModelFiles) -> Result<ort::environment::Environment> {
     ORT_ENV
         .get_or_init(|| {
             let builder = ort::init_from(&files.ort_lib).map_err(|e| e.to_string())?;
@@ -116,15 +123,24 @@ impl Embedder {
         MODEL_DIMS
     }
 
-    /// Embeds texts, [`EMBED_BATCH`] at a time; one vector of [`Self::dims`] per text.
+    /// Embeds texts, [`EMBED_BATCH`] at a time, shortest first: each ONNX call pads its
+    /// texts to its longest, so texts of similar length go together. One vector of
+    /// [`Self::dims`] per text, in the order given.
+    ///
+    /// Errors: the model fails on a batch (no vector of this call is returned).
     pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(EMBED_BATCH) {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(EMBED_BATCH) {
+            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
             let vectors = self
                 .model
-                .embed(batch, Some(EMBED_BATCH))
+                .embed(batch_texts, Some(EMBED_BATCH))
                 .map_err(|e| anyhow!("embedding failed: {e}"))?;
-            out.extend(vectors);
+            for (&i, v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
         }
         Ok(out)
     }

@@ -22,6 +22,8 @@ use crate::index::text::{FieldWeights, TextIndex, TextQuery};
 use crate::index::vector::VectorIndex;
 use crate::model::ModelFiles;
 use crate::pipeline::embed::{Embedder, Load};
+use crate::pipeline::embed_static::StaticEmbedder;
+use crate::settings::Tier;
 use crate::store::Store;
 
 pub use query::{AnalyzedQuery, QueryKind, analyze_query};
@@ -110,6 +112,10 @@ pub struct Hit {
     /// Its rank in each list before fusion.
     #[serde(default)]
     pub ranks: Ranks,
+    /// Which embedding tier's vector ranked it by meaning (`transformer` where the chunk has
+    /// one, else `static`), when the semantic ranking found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
     /// What moved its score after fusion (`defines parse_args`, `test ×0.3`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub why: Vec<String>,
@@ -146,12 +152,21 @@ pub struct SearchResponse {
 #[error("{0}")]
 pub struct QueryError(pub String);
 
+/// The static embedding tier as search uses it: its model (for queries) and its HNSW graph.
+#[derive(Clone)]
+pub struct StaticTier {
+    pub model: Arc<StaticEmbedder>,
+    pub vectors: Arc<VectorIndex>,
+}
+
 /// Answers searches over an index; cheap to share between threads.
 #[derive(Clone)]
 pub struct Searcher {
     store: Arc<Store>,
     text: Arc<TextIndex>,
+    /// Transformer-tier graph.
     vectors: Option<Arc<VectorIndex>>,
+    static_tier: Option<StaticTier>,
     query: QueryEmbedder,
     features: Features,
     weights: FieldWeights,
@@ -219,10 +234,17 @@ impl Searcher {
             store,
             text,
             vectors,
+            static_tier: None,
             query,
             features: Features::default(),
             weights: FieldWeights::default(),
         }
+    }
+
+    /// The same searcher with a static tier (searched where the transformer has no vector).
+    pub fn with_static_tier(mut self, tier: Option<StaticTier>) -> Self {
+        self.static_tier = tier;
+        self
     }
 
     /// The same searcher with some ranking steps turned off (for measuring them).
@@ -242,9 +264,14 @@ impl Searcher {
         &self.text
     }
 
-    /// The vector index searched, if any.
+    /// The transformer-tier vector index searched, if any.
     pub fn vectors(&self) -> Option<&VectorIndex> {
         self.vectors.as_deref()
+    }
+
+    /// The static tier searched, if any.
+    pub fn static_tier(&self) -> Option<&StaticTier> {
+        self.static_tier.as_ref()
     }
 
     /// Runs a search.
@@ -290,7 +317,7 @@ impl Searcher {
                 .map(|h| h.chunk_id)
                 .collect();
         }
-        let semantic_ranked = if req.mode != Mode::Text {
+        let semantic_tiers = if req.mode != Mode::Text {
             match self.semantic(&req.query, depth) {
                 Ok(r) => r,
                 Err(e) if req.mode == Mode::Hybrid => {
@@ -302,6 +329,8 @@ impl Searcher {
         } else {
             Vec::new()
         };
+        let semantic_ranked: Vec<u64> = semantic_tiers.iter().map(|(id, _)| *id).collect();
+        let tiers: HashMap<u64, Tier> = semantic_tiers.into_iter().collect();
         let w_semantic = match req.mode {
             Mode::Hybrid => rank::semantic_weight(query.kind, self.features),
             Mode::Text => 0.0,
@@ -368,6 +397,7 @@ impl Searcher {
                     text: c.text_rank,
                     semantic: c.semantic_rank,
                 },
+                tier: tiers.get(&c.id).copied(),
                 why: c.why,
                 context: doc.header,
                 snippet,
@@ -383,19 +413,59 @@ impl Searcher {
         })
     }
 
-    fn semantic(&self, query: &str, k: usize) -> Result<Vec<u64>> {
-        let Some(vectors) = &self.vectors else {
+    /// The `k` chunks closest in meaning, with the tier that ranked each. Each chunk is
+    /// ranked by its transformer vector where it has one, else by its static vector: the two
+    /// lists (the static one holds only chunks the transformer has not embedded yet) are
+    /// merged by estimated rank over the whole index, `rank / coverage`, so a tier covering
+    /// a tenth of the chunks puts its first hit about tenth. With one tier, that tier's list.
+    fn semantic(&self, query: &str, k: usize) -> Result<Vec<(u64, Tier)>> {
+        let transformer = self.vectors.as_deref().filter(|v| !v.is_empty());
+        let static_tier = self.static_tier.as_ref().filter(|t| !t.vectors.is_empty());
+        if transformer.is_none() && static_tier.is_none() {
             return Err(QueryError(
-                "this index has no embeddings (built text-only, or no model available)".into(),
+                "this index has no embeddings (built text-only, no model available, or not \
+                 embedded yet)"
+                    .into(),
             )
             .into());
-        };
-        let query_vector = self.query.embed(query)?;
-        Ok(vectors
-            .search(&query_vector, k, |_| true)?
-            .into_iter()
-            .map(|h| h.chunk_id)
-            .collect())
+        }
+        let mut by_transformer = Vec::new();
+        if let Some(vectors) = transformer {
+            match self.query.embed(query) {
+                Ok(v) => by_transformer = vectors.search(&v, k, |_| true)?,
+                // The static tier still answers.
+                Err(e) if static_tier.is_some() => {
+                    tracing::debug!("transformer query embedding failed: {e:#}")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut by_static = Vec::new();
+        if let Some(tier) = static_tier {
+            let v = tier.model.embed(query);
+            by_static = tier
+                .vectors
+                .search(&v, k, |id| transformer.is_none_or(|t| !t.contains(id)))?;
+        }
+        let n_transformer = transformer.map_or(0, |t| t.len()) as f64;
+        let n_static = static_tier.map_or(0, |t| t.vectors.len()) as f64;
+        let total = n_transformer.max(n_static).max(1.0);
+        let coverage_t = (n_transformer / total).max(1e-9);
+        let coverage_s = ((total - n_transformer) / total).max(1e-9);
+        let mut merged: Vec<(f64, u64, Tier)> = by_transformer
+            .iter()
+            .enumerate()
+            .map(|(r, h)| ((r + 1) as f64 / coverage_t, h.chunk_id, Tier::Transformer))
+            .chain(
+                by_static
+                    .iter()
+                    .enumerate()
+                    .map(|(r, h)| ((r + 1) as f64 / coverage_s, h.chunk_id, Tier::Static)),
+            )
+            .collect();
+        merged.sort_by(|a, b| a.0.total_cmp(&b.0));
+        merged.truncate(k);
+        Ok(merged.into_iter().map(|(_, id, tier)| (id, tier)).collect())
     }
 }
 

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use crate::config::Settings;
 use crate::engine::{Engine, ReconcileStats};
-use crate::pipeline::embed::EMBED_BATCH;
+use crate::pipeline::embed::EMBED_WINDOW;
 use crate::records::HistoryRow;
 use crate::status::{Phase, StatusCell};
 use crate::watch;
@@ -206,7 +206,7 @@ fn run(
             && !in_flight
             && engine.embeddings_pending() > 0
         {
-            let jobs = engine.next_embed_jobs(EMBED_BATCH)?;
+            let jobs = engine.next_embed_jobs(EMBED_WINDOW)?;
             in_flight = !jobs.is_empty() && worker.jobs.send(jobs).is_ok();
         }
         // Embedding paused after a failure: wake when it may run again.

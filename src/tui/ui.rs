@@ -245,10 +245,21 @@ fn draw_counters(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ]),
         Line::from(vec![
             label("chunks"),
-            Span::raw(format!(
-                "{} · embeddings {} (+{} now)",
-                s.chunks, s.embeddings_cached, s.embeddings_computed
-            )),
+            Span::raw(if s.static_vectors > 0 {
+                format!(
+                    "{} · static {} · transformer {} (+{} now, {} pending)",
+                    s.chunks,
+                    s.static_vectors,
+                    s.embeddings_cached,
+                    s.embeddings_computed,
+                    s.embeddings_pending
+                )
+            } else {
+                format!(
+                    "{} · embeddings {} (+{} now)",
+                    s.chunks, s.embeddings_cached, s.embeddings_computed
+                )
+            }),
         ]),
         Line::from(vec![
             label("watch"),
@@ -722,6 +733,7 @@ mod tests {
             score,
             modes,
             ranks: Default::default(),
+            tier: None,
             why: Vec::new(),
             context: String::new(),
             snippet: "Sailing boats need wind.".into(),
@@ -762,6 +774,7 @@ mod tests {
                 score: 1.0,
                 modes: vec![Mode::Text],
                 ranks: Default::default(),
+                tier: None,
                 why: Vec::new(),
                 context: String::new(),
                 snippet: "x".into(),

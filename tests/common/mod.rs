@@ -30,7 +30,11 @@ pub fn model_dir() -> PathBuf {
         unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
         0
     );
-    if !dir.join("model.onnx").is_file() || !dir.join("tokenizer.json").is_file() {
+    // `model fetch` also distils the static model (`static/`), which the default tiers use.
+    if !dir.join("model.onnx").is_file()
+        || !dir.join("tokenizer.json").is_file()
+        || !dir.join("static/model.safetensors").is_file()
+    {
         let out = Command::new(bin())
             .args(["model", "fetch"])
             .output()
