@@ -359,6 +359,7 @@ fn open_index(
     };
     let config = EngineConfig {
         retention: Default::default(),
+        embed_budget: Default::default(),
         index_dir: base
             .join("index")
             .join(format!("{}-{layout}-{embed}", c.name)),
@@ -488,6 +489,13 @@ fn main() {
                     },
                 ),
                 (
+                    "- static-tier weight",
+                    Features {
+                        static_weight: false,
+                        ..all
+                    },
+                ),
+                (
                     "none (plain)",
                     Features {
                         fields: false,
@@ -496,6 +504,7 @@ fn main() {
                         definitions: false,
                         demote: false,
                         per_file: false,
+                        static_weight: false,
                     },
                 ),
             ]);

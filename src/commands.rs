@@ -163,6 +163,7 @@ fn open_engine(cli: &Cli, file: &ConfigFile, settings: &Settings) -> Result<Engi
         static_model: models.static_dir,
         s3: settings.s3.clone(),
         retention: settings.retention,
+        embed_budget: settings.embed_budget,
     })
 }
 
@@ -262,8 +263,12 @@ fn embed_all(engine: &mut Engine) -> Result<u64> {
         return Ok(0);
     }
     let model = engine_model(engine)?;
-    let mut embedder = Embedder::load(&model)
-        .context("the text index is complete; chunks get their embeddings when the model loads")?;
+    let mut embedder = Embedder::load_with(
+        &model,
+        crate::pipeline::embed::Load::Indexing,
+        engine.embed_budget().threads,
+    )
+    .context("the text index is complete; chunks get their embeddings when the model loads")?;
     let bar = output::ProgressBar::new("embedding", "chunks");
     bar.set_total(pending);
     let mut done = 0;
@@ -643,6 +648,7 @@ fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<
         debounce_ms: crate::watch::DEFAULT_DEBOUNCE_MS,
         poll_ms: None,
         workers: file.workers,
+        embed_budget: config::embed_budget(&file),
         listen: None,
         listen_public: false,
         s3: settings.s3,

@@ -70,7 +70,7 @@ pub fn index_exists(dir: &Path) -> bool {
     dir.join("index.redb").is_file()
 }
 
-pub use crate::settings::{EmbedTiers, Retention, RootSpec};
+pub use crate::settings::{EmbedBudget, EmbedTiers, Retention, RootSpec};
 
 /// A size in the config file: bytes, or a string such as "10M".
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -97,6 +97,10 @@ pub struct ConfigFile {
     pub embeddings: Option<bool>,
     /// Which embedding tiers run: "static", "transformer" or "both" (the default).
     pub embed: Option<EmbedTiers>,
+    /// ONNX Runtime threads of the transformer tier [default: `workers`, else one per core].
+    pub embed_threads: Option<usize>,
+    /// Nice value (0..=19) of a watcher's transformer-tier worker [default: 10].
+    pub embed_nice: Option<i32>,
     pub model_dir: Option<PathBuf>,
     /// TCP address of the HTTP API (loopback unless `listen_public`).
     pub listen: Option<std::net::SocketAddr>,
@@ -216,6 +220,16 @@ fn validate(file: &ConfigFile) -> Result<()> {
     {
         anyhow::bail!("workers = {w}: must be 1..=256");
     }
+    if let Some(t) = file.embed_threads
+        && !(1..=256).contains(&t)
+    {
+        anyhow::bail!("embed_threads = {t}: must be 1..=256");
+    }
+    if let Some(n) = file.embed_nice
+        && !(0..=19).contains(&n)
+    {
+        anyhow::bail!("embed_nice = {n}: must be 0..=19");
+    }
     if let Some(addr) = file.listen
         && !addr.ip().is_loopback()
         && file.listen_public != Some(true)
@@ -247,6 +261,8 @@ pub struct Settings {
     /// Bytes.
     pub max_file_size: u64,
     pub workers: Option<usize>,
+    /// CPU the transformer tier may take.
+    pub embed_budget: EmbedBudget,
     pub listen: Option<std::net::SocketAddr>,
     pub listen_public: bool,
     /// How object-storage roots are reached and polled.
@@ -279,6 +295,15 @@ pub struct Overrides {
     pub s3_downloads: Option<usize>,
     /// ms.
     pub poll_interval_ms: Option<u64>,
+}
+
+/// The transformer tier's CPU budget from the file: `embed_threads`, else `workers`, else
+/// one thread per core; `embed_nice`, else 10.
+pub fn embed_budget(file: &ConfigFile) -> EmbedBudget {
+    EmbedBudget {
+        threads: file.embed_threads.or(file.workers),
+        nice: file.embed_nice.unwrap_or(EmbedBudget::default().nice),
+    }
 }
 
 /// Merges flags over the file over defaults.
@@ -341,6 +366,7 @@ pub fn settings(file: &ConfigFile, flags: &Overrides) -> Result<Settings> {
             .or(file_size)
             .unwrap_or(crate::scan::DEFAULT_MAX_FILE_SIZE),
         workers: file.workers,
+        embed_budget: embed_budget(file),
         listen: flags.listen.or(file.listen),
         listen_public: flags.listen_public || file.listen_public == Some(true),
         s3,

@@ -90,3 +90,23 @@ impl Tier {
         }
     }
 }
+
+/// How much CPU the transformer tier may take in the background (a watcher's embed worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbedBudget {
+    /// ONNX Runtime's threads per batch (`None`: one per core).
+    pub threads: Option<usize>,
+    /// The embed worker's nice value (0 = normal priority, 19 = lowest); its ONNX threads
+    /// inherit it.
+    pub nice: i32,
+}
+
+impl Default for EmbedBudget {
+    /// All cores, at nice 10: the catch-up yields to whatever else the machine does.
+    fn default() -> Self {
+        Self {
+            threads: None,
+            nice: 10,
+        }
+    }
+}

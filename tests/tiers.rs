@@ -139,3 +139,52 @@ fn an_index_from_before_the_static_tier_gets_static_vectors_on_open() {
     assert_eq!(t.status()["static_vectors"], 2);
     t.assert_verified("after the static tier was added");
 }
+
+/// (thread name, nice value) of every thread of `pid`.
+fn threads(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head
+            .split_once('(')
+            .map(|(_, n)| n)
+            .unwrap_or("")
+            .to_string();
+        // Fields after the name start at field 3 (state); nice is field 19.
+        let nice = rest.split_whitespace().nth(16).unwrap().parse().unwrap();
+        out.push((name, nice));
+    }
+    out
+}
+
+#[test]
+fn the_transformer_catch_up_runs_at_the_configured_nice_value_with_its_onnx_threads() {
+    let mut t = Tree::new(true);
+    let config = t.tmp.path().join("vigil.toml");
+    fs::write(&config, "embed_nice = 15\nembed_threads = 2\n").unwrap();
+    t.env
+        .push(("VIGIL_CONFIG".into(), config.to_str().unwrap().into()));
+    t.write("pets.md", CAT);
+    let w = t.watch();
+    t.write("finance.md", TAX);
+    // While the indexing model is loaded (it is unloaded after 30 s idle), its threads exist.
+    wait_for("the edit to be embedded", || {
+        let s = t.status();
+        s["embeddings_pending"] == 0 && s["embeddings_computed"].as_u64() >= Some(2)
+    });
+    let all = threads(w.child.id());
+    let embed: Vec<_> = all.iter().filter(|(n, _)| n == "vigil-embed").collect();
+    assert!(
+        embed.len() >= 2,
+        "the worker and ONNX Runtime's threads it started: {all:?}"
+    );
+    assert!(embed.iter().all(|(_, nice)| *nice == 15), "{all:?}");
+    assert!(
+        all.iter().any(|(n, nice)| n != "vigil-embed" && *nice == 0),
+        "the rest runs at normal priority: {all:?}"
+    );
+    assert!(w.stop().success());
+}

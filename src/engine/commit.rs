@@ -235,6 +235,7 @@ mod tests {
             static_model: None,
             s3: Default::default(),
             retention: Default::default(),
+            embed_budget: Default::default(),
         })
         .unwrap();
         assert!(engine.store().pending().unwrap().is_empty());

@@ -57,6 +57,8 @@ pub struct EngineConfig {
     pub s3: crate::s3::S3Options,
     /// How long history and unused embeddings are kept.
     pub retention: crate::settings::Retention,
+    /// CPU the transformer tier may take.
+    pub embed_budget: crate::settings::EmbedBudget,
 }
 
 /// How long a writer waits for another process (e.g. a `vigil status` reading the index
@@ -333,6 +335,11 @@ impl Engine {
     /// The model, when embeddings are enabled.
     pub fn model(&self) -> Option<&ModelFiles> {
         self.config.model.as_ref()
+    }
+
+    /// CPU the transformer tier may take.
+    pub fn embed_budget(&self) -> crate::settings::EmbedBudget {
+        self.config.embed_budget
     }
 
     /// The shared status cell (the engine writes, others read).

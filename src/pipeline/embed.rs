@@ -82,6 +82,12 @@ impl Embedder {
 
     /// Loads the model, optimised for `how` it will be used. Errors as [`Self::load`].
     pub fn load_for(files: &ModelFiles, how: Load) -> Result<Self> {
+        Self::load_with(files, how, None)
+    }
+
+    /// Like [`Self::load_for`], with ONNX Runtime using `threads` threads per call (`None`:
+    /// one per core). Errors as [`Self::load`].
+    pub fn load_with(files: &ModelFiles, how: Load, threads: Option<usize>) -> Result<Self> {
         let env = environment(files)?;
         let read = |name: &str| {
             let p = files.dir.join(name);
@@ -104,6 +110,9 @@ impl Embedder {
                     .build(),
             ])
             .with_max_length(crate::pipeline::chunk::MODEL_MAX_TOKENS);
+        if let Some(n) = threads {
+            options = options.with_intra_threads(n.max(1));
+        }
         if how == Load::OneQuery {
             // ONNX Runtime's constant folding dequantises every weight at load time (~250 ms
             // of a ~300 ms load); without it the weights are dequantised per run instead.

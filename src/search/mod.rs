@@ -336,7 +336,16 @@ impl Searcher {
             Mode::Text => 0.0,
             Mode::Semantic => 1.0,
         };
-        let mut cands = rank::fuse(&text_ranked, &semantic_ranked, w_semantic);
+        let static_fusion = if req.mode == Mode::Hybrid && self.features.static_weight {
+            rank::STATIC_FUSION
+        } else {
+            1.0
+        };
+        let scale = |id: u64| match tiers.get(&id) {
+            Some(Tier::Static) => static_fusion,
+            _ => 1.0,
+        };
+        let mut cands = rank::fuse(&text_ranked, &semantic_ranked, w_semantic, &scale);
         if self.features.definitions {
             // Definitions of the queried name join the candidates even if neither list
             // found them (a lone exact definition must not be lost below mediocre chunks).

@@ -33,11 +33,29 @@ impl EmbedWorker {
             return Ok(None);
         };
         let metrics = engine.metrics();
+        let budget = engine.embed_budget();
         let (jobs, job_rx) = crossbeam_channel::bounded::<Vec<crate::engine::EmbedJob>>(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
         std::thread::Builder::new()
             .name("vigil-embed".into())
             .spawn(move || {
+                // Background work yields to the rest of the machine; ONNX Runtime's threads,
+                // created by this one when the model loads, inherit its nice value.
+                // SAFETY: setpriority on this thread's own id.
+                let set = unsafe {
+                    libc::setpriority(
+                        libc::PRIO_PROCESS,
+                        libc::gettid() as libc::id_t,
+                        budget.nice,
+                    )
+                };
+                if set != 0 {
+                    tracing::warn!(
+                        nice = budget.nice,
+                        "cannot lower the embed worker's priority: {}",
+                        std::io::Error::last_os_error()
+                    );
+                }
                 let mut embedder: Option<Embedder> = None;
                 loop {
                     let batch = match job_rx.recv_timeout(EMBED_IDLE) {
@@ -54,7 +72,11 @@ impl EmbedWorker {
                     };
                     let hashes: Vec<[u8; 32]> = batch.iter().map(|j| j.hash).collect();
                     if embedder.is_none() {
-                        match Embedder::load(&model) {
+                        match Embedder::load_with(
+                            &model,
+                            crate::pipeline::embed::Load::Indexing,
+                            budget.threads,
+                        ) {
                             Ok(e) => embedder = Some(e),
                             Err(e) => {
                                 let why = crate::engine::EmbedFailure::Model(format!("{e:#}"));
