@@ -38,7 +38,7 @@ pub struct Models {
 
 /// The models of this invocation: none with `--no-embed` or `embeddings = false`; else the
 /// given (flag, then file) or default model, fetched on first use, and for the static tier
-/// its distillation (made on first use, ~15 s).
+/// its distillation (made on first use, ~20 s).
 ///
 /// Errors: a model cannot be had (the message says why and how to fix it).
 pub fn models(cli: &Cli, file: &ConfigFile) -> Result<Models> {

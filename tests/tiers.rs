@@ -188,3 +188,51 @@ fn the_transformer_catch_up_runs_at_the_configured_nice_value_with_its_onnx_thre
     );
     assert!(w.stop().success());
 }
+
+#[test]
+fn a_file_found_through_its_static_vector_gets_its_transformer_vector_first() {
+    let mut t = Tree::new(true);
+    // The transformer cannot load yet: 100 texts wait for it, every one with a static vector.
+    let model = t.own_model(&["model.onnx"]);
+    let good = fs::read(model.join("model.onnx")).unwrap();
+    fs::write(model.join("model.onnx"), b"not an ONNX model").unwrap();
+    for n in 0..99 {
+        t.write(
+            &format!("notes/n{n:03}.md"),
+            format!(
+                "Inventory line {n}: {} crates of bolts shipped to depot {n}.\n",
+                n * 7
+            ),
+        );
+    }
+    // Last in the queue.
+    t.write("notes/zz-pets.md", CAT);
+    let w = t.watch();
+    wait_for("every text to wait for the transformer", || {
+        let s = t.status();
+        s["static_vectors"] == 100 && s["embeddings_pending"] == 100
+    });
+    let hits = t.search(
+        "a feline resting on a rug",
+        &["--mode", "semantic", "--limit", "1"],
+    );
+    assert_eq!(hits[0]["tier"], "static");
+
+    // The transformer arrives: texts go 64 at a time, and the one the search showed is in
+    // the first window although it was queued last.
+    fs::write(model.join("model.onnx.new"), &good).unwrap();
+    fs::rename(model.join("model.onnx.new"), model.join("model.onnx")).unwrap();
+    wait_for("the first window of texts to be embedded", || {
+        t.status()["embeddings_cached"].as_u64() >= Some(64)
+    });
+    let cached = t.status()["embeddings_cached"].as_u64().unwrap();
+    let hits = t.search(
+        "a feline resting on a rug",
+        &["--mode", "semantic", "--limit", "1"],
+    );
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "notes/zz-pets.md");
+    if cached < 100 {
+        assert_eq!(hits[0]["tier"], "transformer", "{cached} of 100 embedded");
+    }
+    assert!(w.stop().success());
+}

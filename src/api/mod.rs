@@ -148,6 +148,13 @@ impl Backend {
             _ => None,
         };
         let mut response = self.searcher.search(req)?;
+        if let Some(queue) = &self.embeds {
+            // What the user is looking at gets its transformer vector first.
+            let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+            for hash in response.static_texts.iter().rev() {
+                queue.promote(*hash);
+            }
+        }
         let s = self.status.get();
         response.freshness = Some(crate::status::Freshness {
             watched: self.cookies.is_some(),

@@ -76,6 +76,17 @@ impl EmbedQueue {
         self.queue.push_front(hash);
     }
 
+    /// Moves a queued text to the front (it appeared in search results); a text not queued
+    /// (embedded, in flight, set aside, or no transformer tier) is left alone.
+    pub fn promote(&mut self, hash: [u8; 32]) {
+        if self.queued.contains(&hash)
+            && let Some(at) = self.queue.iter().position(|h| *h == hash)
+        {
+            self.queue.remove(at);
+            self.queue.push_front(hash);
+        }
+    }
+
     /// Texts waiting (including those waiting for a retry), not counting those set aside.
     pub fn len(&self) -> usize {
         self.queue.len()
@@ -221,6 +232,18 @@ mod tests {
             "a queued text moves, it is not queued twice"
         );
         assert_eq!(q.take(16, Instant::now()), vec![h(2), h(9), h(0), h(1)]);
+    }
+
+    #[test]
+    fn a_text_found_by_search_is_embedded_next_but_never_queued_by_it() {
+        let mut q = EmbedQueue::default();
+        for n in 0..3 {
+            q.push(h(n));
+        }
+        q.promote(h(2));
+        q.promote(h(7));
+        assert_eq!(q.len(), 3, "a text not queued stays out");
+        assert_eq!(q.take(16, Instant::now()), vec![h(2), h(0), h(1)]);
     }
 
     #[test]

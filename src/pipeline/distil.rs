@@ -15,7 +15,8 @@
 //! A text's vector is then the L2-normalised mean of its tokens' rows (the `model2vec-rs`
 //! crate does that: `pipeline::embed_static`). The result is written in model2vec's layout
 //! (`model.safetensors` with an `embeddings` tensor of vocabulary × 384 f32, `tokenizer.json`,
-//! `config.json`) in `static/` of the model directory. ~10-20 s on two cores, once.
+//! `config.json`) in `static/` of the model directory. ~19 s on two cores (measured, release
+//! build), once.
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +43,7 @@ pub fn is_complete(dir: &Path) -> bool {
 }
 
 /// The static model of `files`, distilled first if it is not there yet (printing a line on
-/// stderr, since it takes ~15 s).
+/// stderr, since it takes ~20 s).
 ///
 /// Errors: as [`distil`].
 pub fn ensure(files: &ModelFiles) -> Result<PathBuf> {
@@ -60,7 +61,7 @@ pub fn ensure(files: &ModelFiles) -> Result<PathBuf> {
     }
     if !is_complete(&dir) {
         eprintln!(
-            "vigil: distilling the static embedding model from {} (once, ~15 s)",
+            "vigil: distilling the static embedding model from {} (once, ~20 s)",
             files.onnx().display()
         );
         distil(files)?;

@@ -143,6 +143,10 @@ pub struct SearchResponse {
     /// How current the answer is (set by whoever answers: a watcher, or the CLI itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<crate::status::Freshness>,
+    /// Text hashes of the hits ranked by the static tier: the watcher embeds them with the
+    /// transformer next (files that appear in results go first). Not sent to clients.
+    #[serde(skip)]
+    pub static_texts: Vec<[u8; 32]>,
 }
 
 /// A search the index cannot answer as asked (an invalid glob, a search by meaning without
@@ -385,8 +389,12 @@ impl Searcher {
         let chosen: Vec<u64> = cands.iter().map(|c| c.id).collect();
         let mut docs = self.text.docs(&chosen)?;
         let mut hits = Vec::with_capacity(cands.len());
+        let mut static_texts = Vec::new();
         for c in cands {
             let rec = &records[&c.id];
+            if tiers.get(&c.id) == Some(&Tier::Static) {
+                static_texts.push(rec.hash);
+            }
             let doc = docs.remove(&c.id).unwrap_or_default();
             let (snippet_line, snippet) = snippet(&doc.text, rec.start_line, &req.query);
             let mut modes = Vec::new();
@@ -419,6 +427,7 @@ impl Searcher {
             warnings,
             query_kind: query.kind.name().to_string(),
             freshness: None,
+            static_texts,
         })
     }
 
