@@ -32,7 +32,7 @@ const CHUNKS_BY_HASH: MultimapTableDefinition<&[u8; 32], u64> =
     MultimapTableDefinition::new("chunks_by_hash");
 /// blake3 of chunk text → little-endian f32 × dims.
 const VECTORS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("vectors");
-/// Text hash → static-model embedding (little-endian f32 × dims); see `pipeline::embed_static`.
+/// Text hash → static-model embedding (little-endian f16 × dims); see `pipeline::embed_static`.
 const STATIC_VECTORS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("static_vectors");
 
 /// The table holding a tier's vectors.
@@ -421,7 +421,7 @@ impl Store {
     pub fn vector(&self, tier: Tier, hash: &[u8; 32]) -> Result<Option<Vec<f32>>> {
         let tx = self.begin_read()?;
         let table = tx.open_table(vector_table(tier))?;
-        Ok(table.get(hash)?.map(|v| decode_vector(v.value())))
+        Ok(table.get(hash)?.map(|v| decode(tier, v.value())))
     }
 
     /// Calls `f(hash, vector)` for every cached embedding of `tier`.
@@ -433,7 +433,7 @@ impl Store {
         let tx = self.begin_read()?;
         for item in tx.open_table(vector_table(tier))?.iter()? {
             let (k, v) = item?;
-            f(k.value(), decode_vector(v.value()));
+            f(k.value(), decode(tier, v.value()));
         }
         Ok(())
     }
@@ -445,7 +445,7 @@ impl Store {
         {
             let mut table = tx.open_table(vector_table(tier))?;
             for (hash, vector) in vectors {
-                table.insert(hash, encode_vector(vector).as_slice())?;
+                table.insert(hash, encode(tier, vector).as_slice())?;
             }
             bump(&mut tx.open_table(META)?, GENERATION, 1)?;
         }
@@ -645,7 +645,7 @@ impl Store {
                 for (hash, vector) in &batch.put_static_vectors {
                     // A text seen before keeps its vector (no rewrite of an unchanged page).
                     if statics.get(hash)?.is_none() {
-                        statics.insert(hash, encode_vector(vector).as_slice())?;
+                        statics.insert(hash, encode(Tier::Static, vector).as_slice())?;
                     }
                 }
             }
@@ -739,4 +739,27 @@ pub fn decode_vector(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
+}
+
+/// A vector as a tier stores it: transformer vectors as f32 (4 bytes per dim), static ones
+/// as f16 (2 bytes per dim: half the store; their cosines move by < 1e-3, far below what
+/// separates two hits of a static model).
+fn encode(tier: Tier, v: &[f32]) -> Vec<u8> {
+    match tier {
+        Tier::Transformer => encode_vector(v),
+        Tier::Static => v
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect(),
+    }
+}
+
+fn decode(tier: Tier, bytes: &[u8]) -> Vec<f32> {
+    match tier {
+        Tier::Transformer => decode_vector(bytes),
+        Tier::Static => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+    }
 }
