@@ -49,15 +49,14 @@ pub fn models(cli: &Cli, file: &ConfigFile) -> Result<Models> {
     let dir = cli.model_dir.as_deref().or(file.model_dir.as_deref());
     let files = model::resolve(dir, true)
         .context("embeddings need a model (or run text-only with --no-embed)")?;
-    let static_dir = match (tiers, crate::pipeline::distil::ensure(&files)) {
-        (EmbedTiers::Transformer, _) => None,
-        (_, Ok(dir)) => Some(dir),
-        (EmbedTiers::Static, Err(e)) => return Err(e),
-        // Both: the transformer tier runs alone (and reports its own errors, with retries).
-        (EmbedTiers::Both, Err(e)) => {
-            tracing::warn!("no static tier: {e:#}");
-            None
-        }
+    let static_dir = match tiers {
+        EmbedTiers::Transformer => None,
+        EmbedTiers::Static => Some(crate::pipeline::distil::ensure(&files)?),
+        // Both: without a static model the transformer tier runs alone (and reports its own
+        // errors, with retries).
+        EmbedTiers::Both => crate::pipeline::distil::ensure(&files)
+            .inspect_err(|e| tracing::warn!("no static tier: {e:#}"))
+            .ok(),
     };
     Ok(Models {
         transformer: tiers.transformer().then_some(files),

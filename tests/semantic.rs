@@ -118,9 +118,7 @@ fn a_watched_file_becomes_searchable_by_meaning() {
 #[test]
 fn a_model_that_fails_to_load_loses_no_embedding_and_they_arrive_once_it_is_mended() {
     let mut t = Tree::new(true);
-    let model = t.own_model(&["model.onnx"]);
-    let good = fs::read(model.join("model.onnx")).unwrap();
-    fs::write(model.join("model.onnx"), b"not an ONNX model").unwrap();
+    let model = t.broken_model();
     t.write("pets.md", CAT);
     t.write("finance.md", TAX);
     let w = t.watch();
@@ -140,8 +138,7 @@ fn a_model_that_fails_to_load_loses_no_embedding_and_they_arrive_once_it_is_mend
     t.assert_verified("while the model is broken");
 
     // Mend the model: the same texts are embedded on the next attempt (backoff ≤ 60 s).
-    fs::write(model.join("model.onnx.new"), &good).unwrap();
-    fs::rename(model.join("model.onnx.new"), model.join("model.onnx")).unwrap();
+    model.mend();
     wait_for("the queued texts to be embedded", || {
         let s = t.status();
         s["embeddings_pending"] == 0 && s["embed_error"].is_null()

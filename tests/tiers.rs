@@ -94,9 +94,7 @@ fn the_static_tier_alone_gives_every_chunk_a_vector_as_it_is_indexed() {
 fn with_both_tiers_search_uses_static_vectors_until_the_transformer_catches_up() {
     let mut t = Tree::new(true);
     // A transformer that cannot load: only the static tier can answer.
-    let model = t.own_model(&["model.onnx"]);
-    let good = fs::read(model.join("model.onnx")).unwrap();
-    fs::write(model.join("model.onnx"), b"not an ONNX model").unwrap();
+    let model = t.broken_model();
     t.write("pets.md", CAT);
     t.write("finance.md", TAX);
     let w = t.watch();
@@ -109,8 +107,7 @@ fn with_both_tiers_search_uses_static_vectors_until_the_transformer_catches_up()
     assert_eq!(s["embeddings_pending"], 2, "{s}");
 
     // The transformer arrives: the same search now ranks by its vectors.
-    fs::write(model.join("model.onnx.new"), &good).unwrap();
-    fs::rename(model.join("model.onnx.new"), model.join("model.onnx")).unwrap();
+    model.mend();
     wait_for("the transformer tier to catch up", || {
         t.status()["embeddings_pending"] == 0
     });
@@ -193,9 +190,7 @@ fn the_transformer_catch_up_runs_at_the_configured_nice_value_with_its_onnx_thre
 fn a_file_found_through_its_static_vector_gets_its_transformer_vector_first() {
     let mut t = Tree::new(true);
     // The transformer cannot load yet: 100 texts wait for it, every one with a static vector.
-    let model = t.own_model(&["model.onnx"]);
-    let good = fs::read(model.join("model.onnx")).unwrap();
-    fs::write(model.join("model.onnx"), b"not an ONNX model").unwrap();
+    let model = t.broken_model();
     for n in 0..99 {
         t.write(
             &format!("notes/n{n:03}.md"),
@@ -220,8 +215,7 @@ fn a_file_found_through_its_static_vector_gets_its_transformer_vector_first() {
 
     // The transformer arrives: texts go 64 at a time, and the one the search showed is in
     // the first window although it was queued last.
-    fs::write(model.join("model.onnx.new"), &good).unwrap();
-    fs::rename(model.join("model.onnx.new"), model.join("model.onnx")).unwrap();
+    model.mend();
     wait_for("the first window of texts to be embedded", || {
         t.status()["embeddings_cached"].as_u64() >= Some(64)
     });

@@ -68,12 +68,11 @@ impl EmbedQueue {
         if self.set_aside.contains(&hash) {
             return;
         }
-        if !self.queued.insert(hash)
-            && let Some(at) = self.queue.iter().position(|h| *h == hash)
-        {
-            self.queue.remove(at);
+        if self.queued.insert(hash) {
+            self.queue.push_front(hash);
+        } else {
+            self.promote(hash);
         }
-        self.queue.push_front(hash);
     }
 
     /// Moves a queued text to the front (it appeared in search results); a text not queued

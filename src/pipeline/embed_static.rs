@@ -21,17 +21,23 @@ impl StaticEmbedder {
     ///
     /// Errors: a file is missing or not a model2vec model (the message names the directory).
     pub fn load(dir: &Path) -> Result<Self> {
-        let weights = dir.join("model.safetensors");
-        let bytes = std::fs::read(&weights)
-            .with_context(|| format!("{}: cannot read", weights.display()))?;
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))
+        };
+        let weights = read("model.safetensors")?;
         let identity = format!(
             "static mean of token vectors, {} dims; model.safetensors {}",
             crate::model::MODEL_DIMS,
-            &blake3::hash(&bytes).to_hex()[..16]
+            &blake3::hash(&weights).to_hex()[..16]
         );
-        drop(bytes);
-        let model = model2vec_rs::model::StaticModel::from_pretrained(dir, None, None, None)
-            .map_err(|e| anyhow!("{}: cannot load the static model: {e:#}", dir.display()))?;
+        let model = model2vec_rs::model::StaticModel::from_bytes(
+            read("tokenizer.json")?,
+            weights,
+            read("config.json")?,
+            None,
+        )
+        .map_err(|e| anyhow!("{}: cannot load the static model: {e:#}", dir.display()))?;
         if model.dim() != crate::model::MODEL_DIMS {
             anyhow::bail!(
                 "{}: a static model of {} dims, vigil needs {}",

@@ -270,6 +270,15 @@ impl Tree {
         dir
     }
 
+    /// Like [`Tree::own_model`], with a `model.onnx` that cannot be loaded until
+    /// [`BrokenModel::mend`].
+    pub fn broken_model(&mut self) -> BrokenModel {
+        let dir = self.own_model(&["model.onnx"]);
+        let good = fs::read(dir.join("model.onnx")).unwrap();
+        fs::write(dir.join("model.onnx"), b"not an ONNX model").unwrap();
+        BrokenModel { dir, good }
+    }
+
     /// Waits until the watcher's initial reconcile is done.
     pub fn wait_watching(&self, w: &Watcher) {
         let mut last = String::new();
@@ -356,4 +365,18 @@ pub fn skip(why: &str) {
         panic!("precondition missing on CI: {why}");
     }
     eprintln!("SKIPPED: {why}");
+}
+
+/// A tree's own model whose ONNX file is broken (see [`Tree::broken_model`]).
+pub struct BrokenModel {
+    pub dir: PathBuf,
+    good: Vec<u8>,
+}
+
+impl BrokenModel {
+    /// Puts the real `model.onnx` back, atomically (a rename).
+    pub fn mend(&self) {
+        fs::write(self.dir.join("model.onnx.new"), &self.good).unwrap();
+        fs::rename(self.dir.join("model.onnx.new"), self.dir.join("model.onnx")).unwrap();
+    }
 }
