@@ -154,6 +154,54 @@ fn main() {
         return;
     };
 
+    // Chunking by model tokens: text-splitter measuring candidates with the whole Hugging
+    // Face pipeline (before) and with word counts added up (now), on the same Rust files.
+    {
+        use text_splitter::{ChunkConfig, CodeSplitter};
+        let mut tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer()).unwrap();
+        tokenizer.with_padding(None);
+        tokenizer.with_truncation(None).unwrap();
+        let counter = vigil::pipeline::tokens::TokenCounter::new(tokenizer.clone());
+        let grammar = vigil::pipeline::context::Lang::Rust.grammar().unwrap();
+        let mut paths: Vec<std::path::PathBuf> = ignore::WalkBuilder::new(&root)
+            .build()
+            .flatten()
+            .map(|e| e.into_path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .collect();
+        paths.sort();
+        paths.truncate(150);
+        let texts: Vec<String> = paths
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect();
+        let mib = texts.iter().map(String::len).sum::<usize>() as f64 / 1048576.0;
+        let before = CodeSplitter::new(grammar.clone(), ChunkConfig::new(222).with_sizer(tokenizer))
+            .unwrap();
+        let now = CodeSplitter::new(grammar, ChunkConfig::new(222).with_sizer(counter)).unwrap();
+        let t = Instant::now();
+        let old: Vec<Vec<(usize, usize)>> = texts
+            .iter()
+            .map(|text| before.chunk_indices(text).map(|(i, c)| (i, c.len())).collect())
+            .collect();
+        let d_old = t.elapsed();
+        let t = Instant::now();
+        let new: Vec<Vec<(usize, usize)>> = texts
+            .iter()
+            .map(|text| now.chunk_indices(text).map(|(i, c)| (i, c.len())).collect())
+            .collect();
+        let d_new = t.elapsed();
+        assert_eq!(old, new, "both sizers must cut the same chunks");
+        println!(
+            "chunking by model tokens ({} Rust files, {mib:.1} MiB, {} chunks): tokenizer per candidate {:.2} MiB/s, word counts {:.2} MiB/s ({:.1}x)",
+            texts.len(),
+            new.iter().map(Vec::len).sum::<usize>(),
+            mib / d_old.as_secs_f64(),
+            mib / d_new.as_secs_f64(),
+            d_old.as_secs_f64() / d_new.as_secs_f64()
+        );
+    }
+
     // The static tier: the same cold index, every chunk also given a static vector.
     let static_dir = vigil::pipeline::distil::ensure(&model).unwrap();
     let mut engine = Engine::open(EngineConfig {

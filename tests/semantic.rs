@@ -101,6 +101,54 @@ fn every_chunk_fits_the_models_256_token_window() {
 }
 
 #[test]
+fn token_counts_added_up_by_words_are_the_tokenizers_own() {
+    use vigil::pipeline::tokens::TokenCounter;
+    let model = common::model_dir();
+    let tokenizer = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
+    let mut plain = tokenizer.clone();
+    plain.with_padding(None);
+    plain.with_truncation(None).unwrap();
+    let counter = TokenCounter::new(plain.clone());
+    assert!(counter.counts_by_words(), "MiniLM's tokenizer splits at whitespace first");
+    let truth = |s: &str| plain.encode(s, false).unwrap().len();
+
+    // Real text: this crate's sources and docs, whole and cut at arbitrary char boundaries
+    // (as text-splitter measures candidates), plus text a normaliser treats specially:
+    // accents, CJK, control characters that are whitespace, special tokens, long words.
+    let mut texts: Vec<String> = Vec::new();
+    for dir in ["src", "src/pipeline", "docs"] {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                texts.push(fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    texts.push(
+        "Café naïve Ünïcödé 東京タワー 中文字符\u{0301}e\na\x0bb a\x0cb a\u{85}b x\u{a0}y \
+         [CLS] [SEP]foo[MASK] \u{200b}zero\u{feff}width \x00nul \u{fffd} emoji 🦀🦀 \
+         tab\tand\r\nnewline e\u{301}\u{301} x".to_string()
+            + &"a".repeat(150)
+            + " "
+            + &"verylongidentifier_".repeat(10),
+    );
+    let mut checked = 0;
+    for text in &texts {
+        assert_eq!(counter.count(text), truth(text), "whole text of {} bytes", text.len());
+        let cuts: Vec<usize> = (0..text.len())
+            .step_by(97)
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
+        for w in cuts.windows(3) {
+            let piece = &text[w[0]..w[2]];
+            assert_eq!(counter.count(piece), truth(piece), "{piece:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "{checked} pieces checked");
+}
+
+#[test]
 fn a_watched_file_becomes_searchable_by_meaning() {
     let t = Tree::new(true);
     t.write("finance.md", TAX);

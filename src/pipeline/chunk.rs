@@ -12,13 +12,13 @@
 //! merged while they fit, so no chunk is a lone line with no context.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use text_splitter::{ChunkConfig, ChunkSizer, CodeSplitter, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
 use super::context::{ChunkContext, Lang, Outline};
 use super::hash::text_hash;
+use super::tokens::TokenCounter;
 
 /// Longest input all-MiniLM-L6-v2 reads, in tokens, including `[CLS]` and `[SEP]`
 /// (sentence-transformers' `max_seq_length` for this model).
@@ -60,14 +60,14 @@ pub struct Chunk {
 /// Measures chunk size in model tokens, or in characters when there is no tokenizer.
 #[derive(Clone)]
 enum Sizer {
-    Tokens(Arc<Tokenizer>),
+    Tokens(TokenCounter),
     Chars,
 }
 
 impl ChunkSizer for Sizer {
     fn size(&self, chunk: &str) -> usize {
         match self {
-            Sizer::Tokens(t) => t.as_ref().size(chunk),
+            Sizer::Tokens(t) => t.count(chunk),
             Sizer::Chars => chunk.chars().count(),
         }
     }
@@ -92,7 +92,7 @@ impl Chunker {
             Some(t) => {
                 let capacity = MODEL_MAX_TOKENS - SPECIAL_TOKENS - HEADER_TOKENS;
                 (
-                    Sizer::Tokens(Arc::new(t)),
+                    Sizer::Tokens(TokenCounter::new(t)),
                     capacity,
                     MIN_CHUNK_TOKENS,
                     format!("tokens:{capacity}-min{MIN_CHUNK_TOKENS}"),

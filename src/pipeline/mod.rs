@@ -10,3 +10,4 @@ pub mod distil;
 pub mod embed;
 pub mod embed_static;
 pub mod hash;
+pub mod tokens;
