@@ -482,15 +482,24 @@ fn direct_backend(
     } else {
         config::Models::default()
     };
-    let (vectors, model) = match models.transformer {
-        Some(model) if counts.vectors > 0 => (
-            Some(Arc::new(saved_graph(&store, index_dir, Tier::Transformer)?)),
-            Some(model),
-        ),
-        _ => (None, None),
+    let model = models.transformer.filter(|_| counts.vectors > 0);
+    let has_model = model.is_some();
+    let query = crate::search::QueryEmbedder::new(model, crate::pipeline::embed::Load::OneQuery);
+    if matches!(request, Request::Search(r) if r.mode != Mode::Text) {
+        // The model loads (~0.1 s) while the graphs load and the text search runs.
+        query.load_in_background();
+    }
+    let vectors = match has_model {
+        true => Some(Arc::new(saved_graph(&store, index_dir, Tier::Transformer)?)),
+        false => None,
     };
+    // The static tier is searched only for chunks the transformer has not embedded yet:
+    // when its graph holds every chunk, the static model (~0.15 s to load) is not needed.
+    let caught_up = vectors
+        .as_ref()
+        .is_some_and(|v| v.len() as u64 >= counts.chunks);
     let static_tier = match &models.static_dir {
-        Some(dir) if counts.static_vectors > 0 => Some(crate::search::StaticTier {
+        Some(dir) if counts.static_vectors > 0 && !caught_up => Some(crate::search::StaticTier {
             model: Arc::new(crate::pipeline::embed_static::StaticEmbedder::load(dir)?),
             vectors: Arc::new(saved_graph(&store, index_dir, Tier::Static)?),
         }),
@@ -513,7 +522,6 @@ fn direct_backend(
             s.static_vectors = counts.static_vectors;
         });
     }
-    let query = crate::search::QueryEmbedder::new(model, crate::pipeline::embed::Load::OneQuery);
     let searcher = Searcher::new(store.clone(), text, vectors, query).with_static_tier(static_tier);
     let chunker = if matches!(request, Request::Verify) {
         Some(Arc::new(chunker_of(cli, &store)?))

@@ -109,7 +109,10 @@ fn token_counts_added_up_by_words_are_the_tokenizers_own() {
     plain.with_padding(None);
     plain.with_truncation(None).unwrap();
     let counter = TokenCounter::new(plain.clone());
-    assert!(counter.counts_by_words(), "MiniLM's tokenizer splits at whitespace first");
+    assert!(
+        counter.counts_by_words(),
+        "MiniLM's tokenizer splits at whitespace first"
+    );
     let truth = |s: &str| plain.encode(s, false).unwrap().len();
 
     // Real text: this crate's sources and docs, whole and cut at arbitrary char boundaries
@@ -127,14 +130,20 @@ fn token_counts_added_up_by_words_are_the_tokenizers_own() {
     texts.push(
         "Café naïve Ünïcödé 東京タワー 中文字符\u{0301}e\na\x0bb a\x0cb a\u{85}b x\u{a0}y \
          [CLS] [SEP]foo[MASK] \u{200b}zero\u{feff}width \x00nul \u{fffd} emoji 🦀🦀 \
-         tab\tand\r\nnewline e\u{301}\u{301} x".to_string()
+         tab\tand\r\nnewline e\u{301}\u{301} x"
+            .to_string()
             + &"a".repeat(150)
             + " "
             + &"verylongidentifier_".repeat(10),
     );
     let mut checked = 0;
     for text in &texts {
-        assert_eq!(counter.count(text), truth(text), "whole text of {} bytes", text.len());
+        assert_eq!(
+            counter.count(text),
+            truth(text),
+            "whole text of {} bytes",
+            text.len()
+        );
         let cuts: Vec<usize> = (0..text.len())
             .step_by(97)
             .filter(|&i| text.is_char_boundary(i))

@@ -3,7 +3,8 @@
 //! 1. Expand the dirty paths into (disk, stored) pairs: walk directories, judge single files.
 //! 2. Classify each pair by metadata alone: unchanged (size and mtime match), to delete,
 //!    to record as skipped/failed, or to read.
-//! 3. Read, hash and chunk the files to read in parallel (rayon), [`SLICE`] files at a time.
+//! 3. Read, hash and chunk the files to read in parallel (rayon), [`SLICE`] files at a time,
+//!    the next slice while the previous one is committed.
 //! 4. Turn outcomes into one batch per slice (created / modified / renamed / touched /
 //!    skipped / failed / deleted) and commit it with the protocol in docs/ARCHITECTURE.md.
 
@@ -282,19 +283,13 @@ impl Engine {
                 _ => self.delete_path(&mut last, key, rec),
             }
         }
-        let mut done = 0u64;
-        for slice in to_read.chunks(SLICE) {
-            if self.cancelled() {
-                tracing::info!(
-                    left = to_read.len() as u64 - done,
-                    "reconcile interrupted by a stop; the rest is done on the next start"
-                );
-                break;
-            }
-            let stages = self.stages();
-            let limit = self.scanner.max_file_size();
-            let metrics = self.metrics.clone();
-            let outcomes: Vec<Outcome> = slice
+        // Slices are pipelined: while the engine thread applies and commits one slice, a
+        // second thread has the rayon workers read, hash and chunk the next, so commits
+        // (tantivy, redb, HNSW inserts) no longer leave the workers idle.
+        let limit = self.scanner.max_file_size();
+        let metrics = self.metrics.clone();
+        let read_slice = |stages: Stages, slice: &[ToRead]| -> Vec<Outcome> {
+            slice
                 .par_iter()
                 .map(|f| {
                     let indexed = f
@@ -310,13 +305,39 @@ impl Engine {
                     progress.advance(1, chunks);
                     outcome
                 })
-                .collect();
-            let mut batch = Batch::default();
-            for (file, outcome) in slice.iter().zip(outcomes) {
-                self.apply_outcome(&mut batch, file, outcome, &mut renamable)?;
+                .collect()
+        };
+        let slices: Vec<&[ToRead]> = to_read.chunks(SLICE).collect();
+        let mut done = 0u64;
+        let mut ready = slices.first().map(|s| read_slice(self.stages(), s));
+        for (i, slice) in slices.iter().enumerate() {
+            let Some(outcomes) = ready.take() else { break };
+            if self.cancelled() {
+                tracing::info!(
+                    left = to_read.len() as u64 - done,
+                    "reconcile interrupted by a stop; the rest is done on the next start"
+                );
+                break;
             }
+            let next = slices.get(i + 1).map(|s| (self.stages(), *s));
+            let committed = std::thread::scope(|scope| {
+                let reader = next.map(|(stages, s)| {
+                    let read_slice = &read_slice;
+                    scope.spawn(move || read_slice(stages, s))
+                });
+                let mut batch = Batch::default();
+                let applied = slice
+                    .iter()
+                    .zip(outcomes)
+                    .try_for_each(|(file, outcome)| {
+                        self.apply_outcome(&mut batch, file, outcome, &mut renamable)
+                    })
+                    .and_then(|()| self.commit(batch, &mut stats));
+                ready = reader.map(|r| r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                applied
+            });
+            committed?;
             done += slice.len() as u64;
-            self.commit(batch, &mut stats)?;
             self.status.update(|s| s.scan_done = done);
             self.publish(Phase::Scanning);
         }

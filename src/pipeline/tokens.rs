@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokenizers::Tokenizer;
 use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::Tokenizer;
 
 /// Words longer than this many bytes are counted each time rather than remembered (hashes,
 /// base64 blobs: rarely repeated, and they would fill the cache).
@@ -111,10 +111,7 @@ fn is_separator(c: char) -> bool {
 fn splits_at_whitespace(tokenizer: &Tokenizer) -> bool {
     let pre = matches!(
         tokenizer.get_pre_tokenizer(),
-        Some(
-            PreTokenizerWrapper::BertPreTokenizer(_)
-                | PreTokenizerWrapper::WhitespaceSplit(_)
-        )
+        Some(PreTokenizerWrapper::BertPreTokenizer(_) | PreTokenizerWrapper::WhitespaceSplit(_))
     );
     let normalizer = matches!(
         tokenizer.get_normalizer(),
