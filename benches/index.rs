@@ -60,6 +60,7 @@ fn main() {
     let config = EngineConfig {
         retention: Default::default(),
         embed_budget: Default::default(),
+        documents: Default::default(),
         index_dir: tmp.path().join("index"),
         roots: vec![vigil::config::RootSpec::plain(root.clone())],
         max_file_size: 10 * 1024 * 1024,

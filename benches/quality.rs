@@ -360,6 +360,7 @@ fn open_index(
     let config = EngineConfig {
         retention: Default::default(),
         embed_budget: Default::default(),
+        documents: Default::default(),
         index_dir: base
             .join("index")
             .join(format!("{}-{layout}-{embed}", c.name)),

@@ -63,6 +63,7 @@ fn main() {
         let mut engine = Engine::open(EngineConfig {
             retention: Default::default(),
             embed_budget: Default::default(),
+            documents: Default::default(),
             index_dir: tmp.path().join(format!("index-{downloads}")),
             roots: vec![vigil::config::RootSpec::plain(root.clone())],
             max_file_size: 10 * 1024 * 1024,

@@ -205,6 +205,22 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelAction,
     },
+    /// Internal: extract the text of the document on stdin as JSON, within these limits
+    /// (run by vigil itself in a child process; see `pipeline::extract::isolate`)
+    #[command(name = "extract-document", hide = true)]
+    ExtractDocument {
+        #[arg(long)]
+        format: String,
+        /// Bytes.
+        #[arg(long)]
+        max_memory: u64,
+        /// Bytes.
+        #[arg(long)]
+        max_text: u64,
+        /// Milliseconds.
+        #[arg(long)]
+        max_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

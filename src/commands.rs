@@ -114,6 +114,9 @@ pub fn run(cli: Cli) -> Result<()> {
             let files = model::resolve(cli.model_dir.as_deref(), false)?;
             model_info(&files)
         }
+        Command::ExtractDocument { .. } => {
+            anyhow::bail!("extract-document is run by vigil itself, from main")
+        }
     }
 }
 
@@ -164,6 +167,7 @@ fn open_engine(cli: &Cli, file: &ConfigFile, settings: &Settings) -> Result<Engi
         s3: settings.s3.clone(),
         retention: settings.retention,
         embed_budget: settings.embed_budget,
+        documents: settings.documents,
     })
 }
 
@@ -661,6 +665,7 @@ fn repair_index(cli: &Cli, differences: &[crate::verify::Difference]) -> Result<
         listen_public: false,
         s3: settings.s3,
         retention: config::retention(file.retention.as_ref())?,
+        documents: settings.documents,
     };
     let mut engine = open_engine(cli, &file, &settings)?;
     engine.repair_paths(&crate::verify::differing_paths(differences))?;

@@ -69,7 +69,7 @@ pub fn index_exists(dir: &Path) -> bool {
     dir.join("index.redb").is_file()
 }
 
-pub use crate::settings::{EmbedBudget, EmbedTiers, Retention, RootSpec};
+pub use crate::settings::{DocumentLimits, EmbedBudget, EmbedTiers, Retention, RootSpec};
 
 /// A size in the config file: bytes, or a string such as "10M".
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -108,6 +108,43 @@ pub struct ConfigFile {
     pub s3: Option<S3File>,
     /// How long history and unused embeddings are kept.
     pub retention: Option<RetentionFile>,
+    /// Bounds on extracting the text of PDFs, notebooks and HTML pages.
+    pub documents: Option<DocumentsFile>,
+}
+
+/// `[documents]` in the configuration file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsFile {
+    /// An extraction running longer is stopped and the file recorded as failed, e.g. "30s".
+    pub timeout: Option<String>,
+    /// Memory an extraction may take, e.g. "1G".
+    pub max_memory: Option<Size>,
+    /// A document whose extracted text is longer is skipped, e.g. "16M".
+    pub max_text_size: Option<Size>,
+}
+
+/// The `[documents]` table over the defaults.
+///
+/// Errors: a duration or size that does not parse (named by key), or a zero.
+pub fn documents(file: Option<&DocumentsFile>) -> Result<DocumentLimits> {
+    let mut d = DocumentLimits::default();
+    let Some(file) = file else { return Ok(d) };
+    if let Some(text) = &file.timeout {
+        let t = humantime::parse_duration(text)
+            .map_err(|e| anyhow::anyhow!("documents.timeout = {text:?}: {e}"))?;
+        d.time_ms = t.as_millis() as u64;
+    }
+    if let Some(size) = &file.max_memory {
+        d.memory_bytes = size_bytes("documents.max_memory", size)?;
+    }
+    if let Some(size) = &file.max_text_size {
+        d.text_bytes = size_bytes("documents.max_text_size", size)?;
+    }
+    if d.time_ms == 0 || d.memory_bytes == 0 || d.text_bytes == 0 {
+        anyhow::bail!("[documents]: timeout, max_memory and max_text_size must not be 0");
+    }
+    Ok(d)
 }
 
 /// `[retention]` in the configuration file.
@@ -203,9 +240,10 @@ fn validate(file: &ConfigFile) -> Result<()> {
         }
     }
     if let Some(size) = &file.max_file_size {
-        size_bytes(size)?;
+        size_bytes("max_file_size", size)?;
     }
     retention(file.retention.as_ref())?;
+    documents(file.documents.as_ref())?;
     if let Some(s3) = &file.s3 {
         if let Some(text) = &s3.poll_interval {
             poll_interval_ms(text)?;
@@ -240,12 +278,11 @@ fn validate(file: &ConfigFile) -> Result<()> {
     Ok(())
 }
 
-fn size_bytes(size: &Size) -> Result<u64> {
+/// A size in bytes; `key` names it in the error.
+fn size_bytes(key: &str, size: &Size) -> Result<u64> {
     match size {
         Size::Bytes(n) => Ok(*n),
-        Size::Text(s) => {
-            crate::cli::parse_size(s).map_err(|e| anyhow::anyhow!("max_file_size: {e}"))
-        }
+        Size::Text(s) => crate::cli::parse_size(s).map_err(|e| anyhow::anyhow!("{key}: {e}")),
     }
 }
 
@@ -267,6 +304,8 @@ pub struct Settings {
     /// How object-storage roots are reached and polled.
     pub s3: crate::s3::S3Options,
     pub retention: Retention,
+    /// Bounds on extracting documents.
+    pub documents: DocumentLimits,
 }
 
 impl Settings {
@@ -332,7 +371,11 @@ pub fn settings(file: &ConfigFile, flags: &Overrides) -> Result<Settings> {
             roots.push(RootSpec { path, ..spec });
         }
     }
-    let file_size = file.max_file_size.as_ref().map(size_bytes).transpose()?;
+    let file_size = file
+        .max_file_size
+        .as_ref()
+        .map(|s| size_bytes("max_file_size", s))
+        .transpose()?;
     let s3_file = file.s3.clone().unwrap_or_default();
     let file_interval = s3_file
         .poll_interval
@@ -370,6 +413,7 @@ pub fn settings(file: &ConfigFile, flags: &Overrides) -> Result<Settings> {
         listen_public: flags.listen_public || file.listen_public == Some(true),
         s3,
         retention: retention(file.retention.as_ref())?,
+        documents: documents(file.documents.as_ref())?,
     })
 }
 

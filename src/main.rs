@@ -9,6 +9,21 @@ use vigil::cli::{Cli, LogFormat};
 
 fn main() {
     let cli = Cli::parse();
+    // A document extractor child: no logging set up, only its exit code and stdout matter.
+    if let vigil::cli::Command::ExtractDocument {
+        format,
+        max_memory,
+        max_text,
+        max_ms,
+    } = &cli.command
+    {
+        std::process::exit(vigil::pipeline::extract::isolate::child_main(
+            format,
+            *max_memory,
+            *max_text,
+            *max_ms,
+        ));
+    }
     let filter = EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,ort=warn,tantivy=warn"));
     // The dashboard owns the terminal: its logs go to INDEX_DIR/vigil.log instead.

@@ -287,7 +287,17 @@ fn read_lines(roots: &[PathBuf], args: &ReadArgs) -> anyhow::Result<serde_json::
         );
     }
     let bytes = std::fs::read(&real).with_context(|| format!("{}: cannot read", real.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
+    // A document is read as its extracted text: the lines hits refer to.
+    let text = match crate::pipeline::extract::Format::of(&real) {
+        Some(format) => {
+            let limits = crate::settings::DocumentLimits::default();
+            crate::pipeline::extract::isolate::extract(format, &bytes, limits)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", real.display()))?
+                .text
+                .into()
+        }
+        None => String::from_utf8_lossy(&bytes),
+    };
     let total = text.lines().count();
     let start = args.start_line.unwrap_or(1).max(1) as usize;
     let end = args

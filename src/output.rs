@@ -105,10 +105,11 @@ pub fn hits(hits: &[Hit], json: bool) -> Result<()> {
         }
         writeln!(
             out,
-            "{}:{}-{}  {:.4}  [{}]",
+            "{}:{}-{}{}  {:.4}  [{}]",
             h.path,
             h.start_line,
             h.end_line,
+            h.location_suffix(),
             h.score,
             modes(&h.modes)
         )?;

@@ -57,12 +57,15 @@ pub struct ChunkRecord {
     /// blake3 of the chunk text: the key of its embedding.
     #[serde(with = "hex_hash")]
     pub hash: [u8; 32],
-    /// Byte range in the file, half-open.
+    /// Byte range in the file's text (a document's extracted text), half-open.
     pub byte_start: u64,
     pub byte_end: u64,
     /// Line range, 1-based, inclusive.
     pub start_line: u32,
     pub end_line: u32,
+    /// Where in a document the chunk lies (page, cell); absent for plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<crate::pipeline::extract::Location>,
 }
 
 /// What happened to a path in one applied change.

@@ -110,3 +110,25 @@ impl Default for EmbedBudget {
         }
     }
 }
+
+/// Bounds on extracting the text of one document (`pipeline::extract`), in a child process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DocumentLimits {
+    /// Wall-clock time before the extractor is killed, in milliseconds.
+    pub time_ms: u64,
+    /// Address space of the extractor process, in bytes (`RLIMIT_AS`).
+    pub memory_bytes: u64,
+    /// Longest extracted text kept, in bytes; a document with more is skipped with a reason.
+    pub text_bytes: u64,
+}
+
+impl Default for DocumentLimits {
+    /// 30 s, 1 GiB, 16 MiB.
+    fn default() -> Self {
+        Self {
+            time_ms: 30_000,
+            memory_bytes: 1 << 30,
+            text_bytes: 16 << 20,
+        }
+    }
+}

@@ -14,6 +14,7 @@ use crate::engine::stored_settings;
 use crate::index::text::TextIndex;
 use crate::index::vector::VectorIndex;
 use crate::pipeline::chunk::Chunker;
+use crate::pipeline::extract::{DocumentLimits, ExtractError};
 use crate::pipeline::hash::{FileContent, ReadError, decode, read_file};
 use crate::records::{ChangeKind, FileRecord, FileState, key_display, path_key};
 use crate::scan::{Found, Scanner};
@@ -76,9 +77,16 @@ enum Expected {
     Failed(String),
 }
 
-fn expected(found: &Found, chunker: &Chunker, limit: u64) -> Option<Expected> {
+fn expected(
+    found: &Found,
+    chunker: &Chunker,
+    limit: u64,
+    documents: DocumentLimits,
+) -> Option<Expected> {
     Some(match found {
-        Found::File { path, .. } => return expected_content(path, read_file(path, limit), chunker),
+        Found::File { path, .. } => {
+            return expected_content(path, read_file(path, limit), chunker, documents);
+        }
         Found::Skipped { reason, .. } => Expected::Skipped(reason.clone()),
         Found::Failed { reason, .. } => Expected::Failed(reason.clone()),
     })
@@ -89,15 +97,16 @@ fn expected_content(
     path: &Path,
     read: Result<FileContent, ReadError>,
     chunker: &Chunker,
+    documents: DocumentLimits,
 ) -> Option<Expected> {
     Some(match read {
-        Ok(c) => Expected::Indexed {
-            hash: hex::encode(c.hash),
-            chunk_hashes: chunker
-                .chunk(path, &c.text)
-                .iter()
-                .map(|ch| ch.hash)
-                .collect(),
+        Ok(c) => match chunker.chunk_body(path, &c.body, documents) {
+            Ok(chunks) => Expected::Indexed {
+                hash: hex::encode(c.hash),
+                chunk_hashes: chunks.iter().map(|ch| ch.hash).collect(),
+            },
+            Err(e @ ExtractError::TooMuchText { .. }) => Expected::Skipped(e.to_string()),
+            Err(e) => Expected::Failed(e.to_string()),
         },
         Err(ReadError::Binary { .. }) => Expected::Skipped("binary content".into()),
         Err(e @ ReadError::TooLarge { .. }) => Expected::Skipped(e.to_string()),
@@ -121,6 +130,7 @@ fn verify_remote(
     options: &crate::s3::S3Options,
     scanner: &Scanner,
     chunker: &Chunker,
+    documents: DocumentLimits,
 ) -> Result<()> {
     use futures::StreamExt;
     use object_store::ObjectStoreExt;
@@ -139,7 +149,10 @@ fn verify_remote(
         }
         match client.get(&meta.location).await {
             Ok(got) => match got.bytes().await {
-                Ok(bytes) => expected_content(&path, decode(&bytes, limit), chunker),
+                Ok(bytes) => {
+                    let read = decode(&path, bytes.to_vec(), limit);
+                    expected_content(&path, read, chunker, documents)
+                }
                 Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
             },
             Err(object_store::Error::NotFound { .. }) => None,
@@ -212,6 +225,7 @@ pub fn verify(
                 &settings.s3,
                 &scanner,
                 chunker,
+                settings.documents,
             )?;
             continue;
         }
@@ -223,7 +237,8 @@ pub fn verify(
         for f in found {
             let key = path_key(f.path());
             on_disk.insert(key.clone());
-            let Some(expect) = expected(&f, chunker, settings.max_file_size) else {
+            let documents = settings.documents;
+            let Some(expect) = expected(&f, chunker, settings.max_file_size, documents) else {
                 continue;
             };
             compare(&mut out, store, &key, records.get(&key), &expect)?;

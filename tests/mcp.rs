@@ -7,45 +7,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::Tree;
+use common::{Tree, install_once};
 use serde_json::Value;
 
 /// The pinned client SDK.
 const MCP_SDK: &str = "mcp==1.30.0";
-
-/// Runs `install` once per target directory for `name` (serialised across test processes by
-/// a lock), unless `ready` already holds; `None` (after saying why, loudly) when it fails.
-fn install_once(
-    name: &str,
-    ready: impl Fn(&PathBuf) -> bool,
-    install: impl FnOnce(&PathBuf) -> std::io::Result<std::process::Output>,
-) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
-    // SAFETY: flock on a descriptor we own; released when `lock` drops.
-    assert_eq!(
-        unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
-        0
-    );
-    if ready(&dir) {
-        return Some(dir);
-    }
-    match install(&dir) {
-        Ok(o) if o.status.success() && ready(&dir) => Some(dir),
-        Ok(o) => {
-            common::skip(&format!(
-                "cannot install {name}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ));
-            None
-        }
-        Err(e) => {
-            common::skip(&format!("cannot run the installer of {name}: {e}"));
-            None
-        }
-    }
-}
 
 /// The pinned MCP Python SDK, installed with pip.
 fn python_sdk() -> Option<PathBuf> {

@@ -156,6 +156,7 @@ mod tests {
                     byte_end: 1,
                     start_line: 1,
                     end_line: 1,
+                    location: None,
                 },
             ));
             docs.push(TextDoc {
@@ -236,6 +237,7 @@ mod tests {
             s3: Default::default(),
             retention: Default::default(),
             embed_budget: Default::default(),
+            documents: Default::default(),
         })
         .unwrap();
         assert!(engine.store().pending().unwrap().is_empty());

@@ -33,7 +33,7 @@ use crate::index::vector::VectorIndex;
 use crate::metrics::Metrics;
 use crate::model::{MODEL_NAME, ModelFiles};
 use crate::pipeline::chunk::Chunker;
-use crate::records::key_display;
+use crate::records::{FileState, key_display};
 use crate::scan::Scanner;
 use crate::search::Searcher;
 use crate::settings::RootSpec;
@@ -59,6 +59,8 @@ pub struct EngineConfig {
     pub retention: crate::settings::Retention,
     /// CPU the transformer tier may take.
     pub embed_budget: crate::settings::EmbedBudget,
+    /// Bounds on extracting the text of a document (PDF, notebook, HTML).
+    pub documents: crate::settings::DocumentLimits,
 }
 
 /// How long a writer waits for another process (e.g. a `vigil status` reading the index
@@ -160,6 +162,9 @@ pub struct StoredSettings {
     pub max_file_size: u64,
     #[serde(default)]
     pub s3: crate::s3::S3Options,
+    /// Bounds on extracting documents, so `verify` extracts them as the index did.
+    #[serde(default)]
+    pub documents: crate::settings::DocumentLimits,
 }
 
 /// Reads the stored settings of an index (`None` for an index never reconciled).
@@ -241,6 +246,7 @@ impl Engine {
             config,
         };
         engine.repair()?;
+        engine.retry_documents_on_new_limits()?;
         engine.save_settings()?;
         engine.file_states = count_states(&engine.store)?;
         if let Some(dir) = engine.config.static_model.clone() {
@@ -307,6 +313,33 @@ impl Engine {
         if chunker_changed {
             self.store
                 .set_setting("chunker", self.chunker.fingerprint())?;
+        }
+        Ok(())
+    }
+
+    /// When the document limits differ from those the index was built with, forgets the
+    /// documents whose extraction failed, so the next reconcile extracts them again under the
+    /// new limits (a raised timeout may now be enough).
+    fn retry_documents_on_new_limits(&mut self) -> Result<()> {
+        let Some(stored) = stored_settings(&self.store)? else {
+            return Ok(());
+        };
+        if stored.documents == self.config.documents {
+            return Ok(());
+        }
+        let failed: Vec<Vec<u8>> = self
+            .store
+            .all_files()?
+            .into_iter()
+            .filter(|(_, r)| r.state == FileState::Failed && r.hash.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        if !failed.is_empty() {
+            tracing::info!(
+                documents = failed.len(),
+                "document limits changed: extracting failed documents again"
+            );
+            self.forget(&failed, "document limits changed")?;
         }
         Ok(())
     }
@@ -470,6 +503,7 @@ impl Engine {
             roots: self.config.roots.clone(),
             max_file_size: self.config.max_file_size,
             s3: self.config.s3.clone(),
+            documents: self.config.documents,
         };
         self.store
             .set_setting("settings", &serde_json::to_string(&settings)?)

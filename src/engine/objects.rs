@@ -108,7 +108,7 @@ impl Engine {
                     .filter(|r| r.state == FileState::Indexed)
                     .and_then(|r| r.hash.as_deref());
                 let started = Instant::now();
-                let content = decode(bytes, limit);
+                let content = decode(&object.path, bytes.to_vec(), limit);
                 Metrics::time(&metrics.hash_seconds, started.elapsed());
                 content_outcome(&stages, &object.path, content, &metrics, indexed)
             })

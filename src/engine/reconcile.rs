@@ -20,6 +20,7 @@ use super::Engine;
 use crate::index::text::TextDoc;
 use crate::metrics::Metrics;
 use crate::pipeline::chunk::Chunk;
+use crate::pipeline::extract::ExtractError;
 use crate::pipeline::hash::{ReadError, read_file};
 use crate::records::{
     ChangeKind, ChunkRecord, FileRecord, FileState, HistoryRow, Seen, key_display, key_path,
@@ -142,6 +143,9 @@ pub(super) enum Outcome {
         reason: String,
         /// The error may pass by itself: read again later, with backoff.
         transient: bool,
+        /// The content's hash when it was read but its text could not be extracted: the
+        /// record is then settled until the file changes (or the document limits do).
+        hash: Option<[u8; 32]>,
     },
 }
 
@@ -220,11 +224,10 @@ impl Engine {
                     }),
                     stored,
                 ) => {
-                    // Same size and mtime: not read. Binary files keep their hash, so they
-                    // count as unchanged too.
+                    // Same size and mtime: not read. Binary files and documents whose text
+                    // could not be extracted keep their hash, so they count as unchanged too.
                     let unchanged = stored.as_ref().is_some_and(|r| {
-                        let settled = r.state == FileState::Indexed
-                            || (r.state == FileState::Skipped && r.hash.is_some());
+                        let settled = r.state == FileState::Indexed || r.hash.is_some();
                         settled && r.size == size && r.mtime_ns == mtime_ns
                     });
                     if unchanged {
@@ -559,7 +562,11 @@ impl Engine {
                 );
                 return Ok(());
             }
-            Outcome::Failed { reason, transient } => {
+            Outcome::Failed {
+                reason,
+                transient,
+                hash,
+            } => {
                 if transient {
                     if self.retries.schedule(&file.path, std::time::Instant::now()) {
                         tracing::debug!(path = %file.path.display(), %reason, "transient read error: will retry");
@@ -574,7 +581,7 @@ impl Engine {
                     file.seen.clone(),
                     FileState::Failed,
                     reason,
-                    None,
+                    hash.map(hex::encode),
                 );
                 return Ok(());
             }
@@ -665,6 +672,7 @@ impl Engine {
                     byte_end: chunk.byte_end as u64,
                     start_line: chunk.start_line,
                     end_line: chunk.end_line,
+                    location: chunk.location,
                 },
             ));
             batch.added.push((id, chunk.hash));
@@ -812,6 +820,8 @@ fn local(size: u64, mtime_ns: i128) -> Seen {
 pub(super) struct Stages {
     pub chunker: std::sync::Arc<crate::pipeline::chunk::Chunker>,
     pub static_model: Option<std::sync::Arc<crate::pipeline::embed_static::StaticEmbedder>>,
+    /// Bounds on extracting a document's text.
+    pub extract: crate::settings::DocumentLimits,
 }
 
 impl Engine {
@@ -820,6 +830,7 @@ impl Engine {
         Stages {
             chunker: self.chunker.clone(),
             static_model: self.static_model(),
+            extract: self.config.documents,
         }
     }
 }
@@ -859,7 +870,26 @@ pub(super) fn content_outcome(
         }
         Ok(content) => {
             let started = Instant::now();
-            let chunks = stages.chunker.chunk(path, &content.text);
+            let chunks = match stages
+                .chunker
+                .chunk_body(path, &content.body, stages.extract)
+            {
+                Ok(chunks) => chunks,
+                Err(e @ ExtractError::TooMuchText { .. }) => {
+                    return Outcome::Skipped {
+                        reason: e.to_string(),
+                        hash: Some(content.hash),
+                    };
+                }
+                Err(e) => {
+                    metrics.error("extract");
+                    return Outcome::Failed {
+                        reason: e.to_string(),
+                        transient: false,
+                        hash: Some(content.hash),
+                    };
+                }
+            };
             Metrics::time(&metrics.chunk_seconds, started.elapsed());
             let static_vectors = match &stages.static_model {
                 Some(model) => chunks
@@ -891,6 +921,7 @@ pub(super) fn content_outcome(
             Outcome::Failed {
                 reason: e.to_string(),
                 transient: super::retry::is_transient(&e),
+                hash: None,
             }
         }
     }

@@ -17,6 +17,8 @@ use text_splitter::{ChunkConfig, ChunkSizer, CodeSplitter, MarkdownSplitter, Tex
 use tokenizers::Tokenizer;
 
 use super::context::{ChunkContext, Lang, Outline};
+use super::extract::{Document, DocumentLimits, ExtractError, Location};
+use super::hash::Body;
 use super::hash::text_hash;
 use super::tokens::TokenCounter;
 
@@ -55,6 +57,17 @@ pub struct Chunk {
     /// 1-based, inclusive.
     pub start_line: u32,
     pub end_line: u32,
+    /// Where in a document the chunk lies (page, cell); `None` for plain text.
+    pub location: Option<Location>,
+}
+
+/// Byte ranges (shifted by `offset`) of the pieces a splitter returned, blank ones left out.
+fn byte_ranges(offset: usize, pieces: Vec<(usize, &str)>) -> Vec<(usize, usize)> {
+    pieces
+        .into_iter()
+        .filter(|(_, s)| !s.trim().is_empty())
+        .map(|(start, s)| (offset + start, offset + start + s.len()))
+        .collect()
 }
 
 /// Measures chunk size in model tokens, or in characters when there is no tokenizer.
@@ -119,7 +132,7 @@ impl Chunker {
             text: TextSplitter::new(config()),
             markdown: MarkdownSplitter::new(config()),
             code,
-            fingerprint: format!("text-splitter-0.33/{fingerprint}/context-2"),
+            fingerprint: format!("text-splitter-0.33/{fingerprint}/context-2/documents-1"),
             sizer,
             capacity,
             min_size,
@@ -143,14 +156,51 @@ impl Chunker {
         } else {
             self.text.chunk_indices(text).collect()
         };
-        let ranges = self.merge_small(
-            text,
-            pieces
-                .into_iter()
-                .filter(|(_, s)| !s.trim().is_empty())
-                .map(|(start, s)| (start, start + s.len()))
-                .collect(),
-        );
+        let ranges = self.merge_small(text, byte_ranges(0, pieces));
+        self.build(path, lang, text, ranges.into_iter().map(|r| (r, None)))
+    }
+
+    /// The chunks of a file's content: text as [`Chunker::chunk`] splits it; a document's
+    /// text extracted in a child process first (bounded by `limits`), then split by
+    /// [`Chunker::chunk_document`].
+    ///
+    /// Errors: the document's [`ExtractError`].
+    pub fn chunk_body(
+        &self,
+        path: &Path,
+        body: &Body,
+        limits: DocumentLimits,
+    ) -> Result<Vec<Chunk>, ExtractError> {
+        match body {
+            Body::Text(text) => Ok(self.chunk(path, text)),
+            Body::Document(format, bytes) => {
+                let doc = super::extract::isolate::extract(*format, bytes, limits)?;
+                Ok(self.chunk_document(path, &doc))
+            }
+        }
+    }
+
+    /// Splits the text extracted from a document as Markdown, each part (page, cell) on its
+    /// own, so that no chunk spans two parts and each carries its part's location.
+    pub fn chunk_document(&self, path: &Path, doc: &Document) -> Vec<Chunk> {
+        let text = doc.text.as_str();
+        let mut located = Vec::new();
+        for (range, location) in doc.sections() {
+            let pieces = self.markdown.chunk_indices(&text[range.clone()]).collect();
+            let ranges = self.merge_small(text, byte_ranges(range.start, pieces));
+            located.extend(ranges.into_iter().map(|r| (r, location)));
+        }
+        self.build(path, Lang::Markdown, text, located.into_iter())
+    }
+
+    /// Chunks of `text` at these byte ranges, each with its context and location.
+    fn build(
+        &self,
+        path: &Path,
+        lang: Lang,
+        text: &str,
+        ranges: impl Iterator<Item = ((usize, usize), Option<Location>)>,
+    ) -> Vec<Chunk> {
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -158,8 +208,7 @@ impl Chunker {
         let outline = Outline::of(lang, text);
         let lines = LineIndex::new(text);
         ranges
-            .into_iter()
-            .map(|(start, end)| {
+            .map(|((start, end), location)| {
                 let body = &text[start..end];
                 let ChunkContext { header, defines } =
                     outline.context(&file_name, text, start, end);
@@ -172,6 +221,7 @@ impl Chunker {
                     byte_end: end,
                     start_line: lines.line_of(start),
                     end_line: lines.line_of(end.saturating_sub(1).max(start)),
+                    location,
                 }
             })
             .collect()

@@ -23,6 +23,7 @@ use crate::index::vector::VectorIndex;
 use crate::model::ModelFiles;
 use crate::pipeline::embed::{Embedder, Load};
 use crate::pipeline::embed_static::StaticEmbedder;
+use crate::pipeline::extract::Location;
 use crate::settings::Tier;
 use crate::store::Store;
 
@@ -101,9 +102,15 @@ pub struct Ranks {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hit {
     pub path: String,
-    /// 1-based, inclusive.
+    /// 1-based, inclusive; in a document (PDF, notebook, HTML), lines of its extracted text.
     pub start_line: u32,
     pub end_line: u32,
+    /// The 1-based page of a PDF the chunk lies on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// The 1-based cell of a notebook the chunk lies in (every cell counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<u32>,
     /// The final ranking score, higher is better: fused RRF (≈ 0.008–0.017 for a chunk found
     /// by one or both lists) after shaping; comparable within one answer only.
     pub score: f32,
@@ -129,6 +136,17 @@ pub struct Hit {
     /// The whole chunk, when the request asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+}
+
+impl Hit {
+    /// Where in its document the hit lies, for display: " (page 3)", " (cell 5)", or "".
+    pub fn location_suffix(&self) -> String {
+        match (self.page, self.cell) {
+            (Some(n), _) => format!(" (page {n})"),
+            (_, Some(n)) => format!(" (cell {n})"),
+            _ => String::new(),
+        }
+    }
 }
 
 /// The answer to a [`SearchRequest`].
@@ -448,10 +466,17 @@ impl Searcher {
             if c.semantic_rank.is_some() {
                 modes.push(Mode::Semantic);
             }
+            let (page, cell) = match rec.location {
+                Some(Location::Page(n)) => (Some(n), None),
+                Some(Location::Cell(n)) => (None, Some(n)),
+                None => (None, None),
+            };
             hits.push(Hit {
                 path: rec.path.clone(),
                 start_line: rec.start_line,
                 end_line: rec.end_line,
+                page,
+                cell,
                 score: c.score,
                 modes,
                 ranks: Ranks {

@@ -373,10 +373,11 @@ fn draw_results(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             let modes: Vec<&str> = h.modes.iter().map(|m| mode_name(*m)).collect();
             ListItem::new(vec![
                 Line::from(Span::raw(format!(
-                    "{}:{}-{}",
+                    "{}:{}-{}{}",
                     short_path(&h.path, &app.status.roots),
                     h.start_line,
-                    h.end_line
+                    h.end_line,
+                    h.location_suffix()
                 ))),
                 Line::from(Span::styled(
                     format!("  {:.4}  {}", h.score, modes.join("+")),
@@ -730,6 +731,8 @@ mod tests {
             path: format!("/home/ada/notes/{path}"),
             start_line: 10,
             end_line: 14,
+            page: None,
+            cell: None,
             score,
             modes,
             ranks: Default::default(),
@@ -771,6 +774,8 @@ mod tests {
                 path: "s3://kb/docs/x.md".into(),
                 start_line: 1,
                 end_line: 1,
+                page: None,
+                cell: None,
                 score: 1.0,
                 modes: vec![Mode::Text],
                 ranks: Default::default(),

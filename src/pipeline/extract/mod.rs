@@ -1,0 +1,141 @@
+//! extract: what text is inside this document?
+//!
+//! PDF, Jupyter notebooks and HTML are not plain text: their words are turned into Markdown-ish
+//! text first, which is then chunked like a Markdown file. Each part of that text remembers
+//! where it came from ([`Location`]: a page, a notebook cell), so a hit can say "page 3".
+//!
+//! Parsers of hostile input run in a child process ([`isolate`]): a time limit, a memory
+//! limit and a crash inside a parser end as a per-file error, never as a stopped indexer.
+//! [`formats`] holds the parsers themselves, which only the child calls.
+
+pub mod formats;
+pub mod isolate;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::settings::DocumentLimits;
+
+/// A document format vigil extracts text from, chosen by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// PDF text layer, page by page (`pdf-extract`); scanned pages without text give nothing.
+    Pdf,
+    /// Jupyter notebook (nbformat 4): markdown and code cells, outputs left out.
+    Notebook,
+    /// HTML page as text, headings kept as Markdown headings (`html2text`).
+    Html,
+}
+
+impl Format {
+    /// The format of `path` by its extension (case-insensitive), `None` for anything else.
+    pub fn of(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "pdf" => Format::Pdf,
+            "ipynb" => Format::Notebook,
+            "html" | "htm" | "xhtml" => Format::Html,
+            _ => return None,
+        })
+    }
+
+    const ALL: [Format; 3] = [Format::Pdf, Format::Notebook, Format::Html];
+
+    /// The name used on the extractor's command line and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pdf => "pdf",
+            Format::Notebook => "notebook",
+            Format::Html => "html",
+        }
+    }
+
+    /// The format called `name` (see [`Format::name`]).
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// Where a part of the extracted text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    /// 1-based page of a PDF.
+    Page(u32),
+    /// 1-based cell of a notebook, counting every cell (markdown, code and raw).
+    Cell(u32),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Page(n) => write!(f, "page {n}"),
+            Location::Cell(n) => write!(f, "cell {n}"),
+        }
+    }
+}
+
+/// The text of a document and where each of its parts came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// Markdown-ish text: headings as `#` lines, code cells fenced.
+    pub text: String,
+    /// Parts of `text`: (byte offset where the part starts, where it came from), in order.
+    /// Each part runs to the next one's start; text before the first part has no location.
+    pub parts: Vec<(usize, Location)>,
+}
+
+impl Document {
+    /// Appends one part, separated from the previous by a blank line.
+    pub fn push(&mut self, location: Option<Location>, text: &str) {
+        if !self.text.is_empty() {
+            self.text.push_str("\n\n");
+        }
+        if let Some(location) = location {
+            self.parts.push((self.text.len(), location));
+        }
+        self.text.push_str(text);
+    }
+
+    /// The byte ranges of the parts of `text`, each with its location; text outside every
+    /// part (before the first) comes as a range with no location. Empty ranges are left out.
+    pub fn sections(&self) -> Vec<(std::ops::Range<usize>, Option<Location>)> {
+        let mut out = Vec::with_capacity(self.parts.len() + 1);
+        let first = self.parts.first().map_or(self.text.len(), |p| p.0);
+        out.push((0..first, None));
+        for (i, &(start, location)) in self.parts.iter().enumerate() {
+            let end = self.parts.get(i + 1).map_or(self.text.len(), |p| p.0);
+            out.push((start..end, Some(location)));
+        }
+        out.retain(|(r, _)| !r.is_empty());
+        out
+    }
+}
+
+/// Why a document gave no text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    /// The parser refused the document (broken, encrypted, not that format): its message.
+    #[error("cannot extract {format}: {reason}")]
+    Invalid {
+        format: &'static str,
+        reason: String,
+    },
+    /// The extracted text is longer than [`DocumentLimits::text_bytes`].
+    #[error("extracted text larger than the limit ({limit} bytes)")]
+    TooMuchText { limit: u64 },
+    /// The extractor ran past [`DocumentLimits::time_ms`] and was killed.
+    #[error("extracting {format} took longer than {ms} ms; stopped")]
+    Timeout { format: &'static str, ms: u64 },
+    /// The extractor needed more than [`DocumentLimits::memory_bytes`].
+    #[error("extracting {format} needed more than {bytes} bytes of memory; stopped")]
+    OutOfMemory { format: &'static str, bytes: u64 },
+    /// The extractor process died (a crash inside a parser) or could not be run.
+    #[error("the {format} extractor failed: {reason}")]
+    Crashed {
+        format: &'static str,
+        reason: String,
+    },
+}

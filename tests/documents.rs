@@ -1,0 +1,195 @@
+//! Documents: PDFs, notebooks and HTML pages made by the real tools (fpdf2, nbformat, pinned
+//! and installed with pip by the test), found by their words with their page or cell; and
+//! hostile documents, each ending as a clear per-file record while the rest is indexed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Tree, install_once};
+
+/// The pinned generators (tests/documents/requirements.txt), installed once.
+fn generators() -> Option<PathBuf> {
+    let requirements =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/documents/requirements.txt");
+    install_once(
+        "documents-fpdf2-2.8.9",
+        |dir| dir.join("fpdf").is_dir() && dir.join("nbformat").is_dir(),
+        |dir| {
+            Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(["--disable-pip-version-check", "--no-deps", "--target"])
+                .arg(dir)
+                .arg("-r")
+                .arg(&requirements)
+                .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+                .output()
+        },
+    )
+}
+
+/// A tree holding every document of tests/documents/make.py; `None` when the generators
+/// cannot be installed here (said loudly; a failure on CI).
+fn tree_of_documents() -> Option<Tree> {
+    let site = generators()?;
+    let t = Tree::new(false);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/documents/make.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&t.root)
+        .env("PYTHONPATH", site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(t)
+}
+
+/// The reason recorded for `name` by its latest history row.
+fn reason(t: &Tree, name: &str) -> String {
+    t.history()
+        .iter()
+        .find(|r| t.rel(r["path"].as_str().unwrap()) == name)
+        .map(|r| r["reason"].as_str().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("no history row for {name}"))
+}
+
+#[test]
+fn documents_are_found_by_their_words_with_their_page_or_cell() {
+    let Some(t) = tree_of_documents() else { return };
+    std::fs::remove_dir_all(t.path("hostile")).unwrap();
+    t.ok(&["index", t.root.to_str().unwrap(), "--max-file-size", "64M"]);
+
+    let hits = t.search("fresnel lens", &[]);
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "paper.pdf");
+    assert_eq!(hits[0]["page"], 2, "{}", hits[0]);
+    assert!(
+        hits[0]["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("fresnel lens")
+    );
+    let hits = t.search("foghorn", &[]);
+    assert_eq!(hits[0]["page"], 3, "{}", hits[0]);
+
+    let hits = t.search("high_water", &[]);
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "notes.ipynb");
+    assert_eq!(hits[0]["cell"], 2, "{}", hits[0]);
+    assert!(
+        hits[0]["context"].as_str().unwrap().contains("Tide tables"),
+        "{}",
+        hits[0]
+    );
+    assert!(
+        t.found("outputonlyword", &[]).is_empty(),
+        "notebook outputs are left out"
+    );
+    // A 50 MB output does not stop its notebook: the cells are indexed, the output is not.
+    assert_eq!(t.found("puffin", &[]), vec!["big-output.ipynb"]);
+
+    let hits = t.search("visitor pontoon", &[]);
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "page.html");
+    assert!(
+        hits[0]["context"]
+            .as_str()
+            .unwrap()
+            .contains("Harbour rules"),
+        "{}",
+        hits[0]
+    );
+    assert!(
+        t.found("trackingpixel", &[]).is_empty(),
+        "scripts are left out"
+    );
+
+    // The human output names the page.
+    let out = t.ok(&["search", "fresnel", "--mode", "text"]);
+    assert!(
+        out.contains("paper.pdf:") && out.contains("(page 2)"),
+        "{out}"
+    );
+    t.assert_verified("documents");
+}
+
+#[test]
+fn hostile_documents_end_as_per_file_records_and_the_rest_is_indexed() {
+    let Some(t) = tree_of_documents() else { return };
+    // Deep HTML keeps html2text busy for longer than 30 s (the default limit): 10 s is enough
+    // to show the limit at work and keeps the test short.
+    let config = t.tmp.path().join("config.toml");
+    std::fs::write(&config, "[documents]\ntimeout = \"10s\"\n").unwrap();
+    t.ok(&[
+        "--config",
+        config.to_str().unwrap(),
+        "index",
+        t.root.to_str().unwrap(),
+    ]);
+    // The good ones are all there.
+    assert_eq!(t.found("barnacles", &[]), vec!["plain.txt"]);
+    assert_eq!(t.found("fresnel", &[]), vec!["paper.pdf"]);
+    // Broken and encrypted PDFs: failed, with the parser's reason.
+    for name in ["hostile/encrypted.pdf", "hostile/truncated.pdf"] {
+        let why = reason(&t, name);
+        assert!(why.starts_with("cannot extract pdf"), "{name}: {why}");
+    }
+    assert!(t.found("cormorant", &[]).is_empty());
+    // Over the file size limit (10 MiB by default): skipped before any parsing.
+    assert!(reason(&t, "big-output.ipynb").contains("size limit"));
+    // Not a format vigil extracts: a zip is binary content, never unpacked.
+    assert_eq!(reason(&t, "hostile/bomb.docx"), "binary content");
+    // 10,000 objects on a page and HTML nested 100,000 deep: a bounded result either way,
+    // found or recorded with a reason.
+    let bounded = [
+        ("hostile/crowded.pdf", "pelican"),
+        ("hostile/nested.html", "kittiwake"),
+    ];
+    for (name, word) in bounded {
+        let found = t.found(word, &[]);
+        assert!(
+            found == vec![name.to_string()] || !reason(&t, name).is_empty(),
+            "{name}: neither found nor explained"
+        );
+    }
+    t.assert_verified("hostile documents");
+
+    let status = t.status();
+    assert!(status["files_failed"].as_u64().unwrap() >= 2, "{status}");
+}
+
+#[test]
+fn the_time_and_memory_limits_stop_an_extraction_with_a_reason() {
+    let Some(t) = tree_of_documents() else { return };
+    let config = t.tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[documents]\ntimeout = \"1ms\"\nmax_memory = \"64M\"\nmax_text_size = \"1M\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    t.ok(&["--config", config, "index", t.root.to_str().unwrap()]);
+    let why = reason(&t, "paper.pdf");
+    assert!(why.contains("took longer than 1 ms"), "{why}");
+    assert_eq!(t.found("barnacles", &[]), vec!["plain.txt"]);
+
+    // The 50 MB notebook, admitted by the file size limit, cannot be held in 16 MiB.
+    std::fs::write(
+        config,
+        "[documents]\ntimeout = \"10s\"\nmax_memory = \"16M\"\n",
+    )
+    .unwrap();
+    t.ok(&[
+        "--config",
+        config,
+        "index",
+        t.root.to_str().unwrap(),
+        "--max-file-size",
+        "64M",
+    ]);
+    let why = reason(&t, "big-output.ipynb");
+    assert!(why.contains("bytes of memory"), "{why}");
+    t.assert_verified("limits");
+}
