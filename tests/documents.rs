@@ -14,8 +14,12 @@ fn generators() -> Option<PathBuf> {
     let requirements =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/documents/requirements.txt");
     install_once(
-        "documents-fpdf2-2.8.9",
-        |dir| dir.join("fpdf").is_dir() && dir.join("nbformat").is_dir(),
+        "documents-generators-2",
+        |dir| {
+            ["fpdf", "nbformat", "docx", "odf"]
+                .iter()
+                .all(|m| dir.join(m).is_dir())
+        },
         |dir| {
             Command::new("python3")
                 .args(["-m", "pip", "install", "--quiet"])
@@ -91,6 +95,28 @@ fn documents_are_found_by_their_words_with_their_page_or_cell() {
     // A 50 MB output does not stop its notebook: the cells are indexed, the output is not.
     assert_eq!(t.found("puffin", &[]), vec!["big-output.ipynb"]);
 
+    // Word and OpenDocument: the paragraph where the hit's chunk starts (the long second
+    // paragraph, whose tail shares a chunk with the table or the washing section).
+    let hits = t.search("windlass", &[]);
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "manual.docx");
+    assert_eq!(hits[0]["paragraph"], 2, "{}", hits[0]);
+    assert!(
+        hits[0]["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("depth | windlass scope")
+    );
+    let hits = t.search("mainsail", &[]);
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "report.odt");
+    assert_eq!(hits[0]["paragraph"], 2, "{}", hits[0]);
+    assert!(
+        hits[0]["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("fresh water & dry")
+    );
+    assert!(t.found("seams", &[]) == vec!["report.odt"]);
+
     let hits = t.search("visitor pontoon", &[]);
     assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "page.html");
     assert!(
@@ -139,8 +165,9 @@ fn hostile_documents_end_as_per_file_records_and_the_rest_is_indexed() {
     assert!(t.found("cormorant", &[]).is_empty());
     // Over the file size limit (10 MiB by default): skipped before any parsing.
     assert!(reason(&t, "big-output.ipynb").contains("size limit"));
-    // Not a format vigil extracts: a zip is binary content, never unpacked.
-    assert_eq!(reason(&t, "hostile/bomb.docx"), "binary content");
+    // A Word zip bomb (1 GiB inflated) fails within the memory limit.
+    let why = reason(&t, "hostile/bomb.docx");
+    assert!(why.contains("docx"), "{why}");
     // 10,000 objects on a page and HTML nested 100,000 deep: a bounded result either way,
     // found or recorded with a reason.
     let bounded = [

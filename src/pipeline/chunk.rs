@@ -181,14 +181,19 @@ impl Chunker {
     }
 
     /// Splits the text extracted from a document as Markdown, each part (page, cell) on its
-    /// own, so that no chunk spans two parts and each carries its part's location.
+    /// own, so that no chunk spans two parts and each carries its part's location; flowing
+    /// text (paragraphs) as a whole, each chunk located where it starts.
     pub fn chunk_document(&self, path: &Path, doc: &Document) -> Vec<Chunk> {
         let text = doc.text.as_str();
         let mut located = Vec::new();
         for (range, location) in doc.sections() {
             let pieces = self.markdown.chunk_indices(&text[range.clone()]).collect();
             let ranges = self.merge_small(text, byte_ranges(range.start, pieces));
-            located.extend(ranges.into_iter().map(|r| (r, location)));
+            located.extend(
+                ranges
+                    .into_iter()
+                    .map(|r| (r, location.or_else(|| doc.location_at(r.0)))),
+            );
         }
         self.build(path, Lang::Markdown, text, located.into_iter())
     }

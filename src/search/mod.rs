@@ -111,6 +111,9 @@ pub struct Hit {
     /// The 1-based cell of a notebook the chunk lies in (every cell counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell: Option<u32>,
+    /// The 1-based paragraph of a Word or OpenDocument file where the chunk starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paragraph: Option<u32>,
     /// The final ranking score, higher is better: fused RRF (≈ 0.008–0.017 for a chunk found
     /// by one or both lists) after shaping; comparable within one answer only.
     pub score: f32,
@@ -139,11 +142,13 @@ pub struct Hit {
 }
 
 impl Hit {
-    /// Where in its document the hit lies, for display: " (page 3)", " (cell 5)", or "".
+    /// Where in its document the hit lies, for display: " (page 3)", " (cell 5)",
+    /// " (paragraph 12)", or "".
     pub fn location_suffix(&self) -> String {
-        match (self.page, self.cell) {
-            (Some(n), _) => format!(" (page {n})"),
-            (_, Some(n)) => format!(" (cell {n})"),
+        match (self.page, self.cell, self.paragraph) {
+            (Some(n), _, _) => format!(" (page {n})"),
+            (_, Some(n), _) => format!(" (cell {n})"),
+            (_, _, Some(n)) => format!(" (paragraph {n})"),
             _ => String::new(),
         }
     }
@@ -466,17 +471,20 @@ impl Searcher {
             if c.semantic_rank.is_some() {
                 modes.push(Mode::Semantic);
             }
-            let (page, cell) = match rec.location {
-                Some(Location::Page(n)) => (Some(n), None),
-                Some(Location::Cell(n)) => (None, Some(n)),
-                None => (None, None),
-            };
+            let (mut page, mut cell, mut paragraph) = (None, None, None);
+            match rec.location {
+                Some(Location::Page(n)) => page = Some(n),
+                Some(Location::Cell(n)) => cell = Some(n),
+                Some(Location::Paragraph(n)) => paragraph = Some(n),
+                None => {}
+            }
             hits.push(Hit {
                 path: rec.path.clone(),
                 start_line: rec.start_line,
                 end_line: rec.end_line,
                 page,
                 cell,
+                paragraph,
                 score: c.score,
                 modes,
                 ranks: Ranks {

@@ -47,6 +47,11 @@ pub enum Action {
         path: String,
         line: u32,
     },
+    /// Open a document (PDF, Word, …) with the system's opener: `$EDITOR` cannot show it, and
+    /// its line numbers are those of the extracted text.
+    OpenWithSystem {
+        path: String,
+    },
 }
 
 /// A per-second rate history for a monotonic counter.
@@ -193,6 +198,14 @@ impl App {
                     h.path
                 ));
                 Action::None
+            }
+            Some(h)
+                if crate::pipeline::extract::Format::of(std::path::Path::new(&h.path))
+                    .is_some() =>
+            {
+                Action::OpenWithSystem {
+                    path: h.path.clone(),
+                }
             }
             Some(h) => Action::Open {
                 path: h.path.clone(),
@@ -348,7 +361,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("/", "focus the search box"),
     ("Tab", "cycle hybrid / text / semantic"),
     ("↑ ↓  j k", "select a result (or scroll the log)"),
-    ("Enter", "open the selected result in $EDITOR at its line"),
+    (
+        "Enter",
+        "open the result in $EDITOR at its line (documents: xdg-open)",
+    ),
     (
         "Esc",
         "leave the search box / clear results / close the failures view",

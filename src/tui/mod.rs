@@ -138,6 +138,11 @@ fn event_loop(
                         Action::Open { path, line } => {
                             open_in_editor(terminal, paused, &path, line)?;
                         }
+                        Action::OpenWithSystem { path } => {
+                            if let Err(e) = opener::open(&path) {
+                                app.search_error = Some(format!("cannot open {path}: {e}"));
+                            }
+                        }
                         Action::None => {}
                     }
                 }

@@ -733,6 +733,7 @@ mod tests {
             end_line: 14,
             page: None,
             cell: None,
+            paragraph: None,
             score,
             modes,
             ranks: Default::default(),
@@ -764,6 +765,40 @@ mod tests {
     }
 
     #[test]
+    fn a_document_hit_is_opened_with_the_system_opener() {
+        let mut app = app(Phase::Watching);
+        app.on_key(key(KeyCode::Char('/')));
+        app.on_key(key(KeyCode::Char('x')));
+        app.set_results(
+            "x".into(),
+            Ok(vec![Hit {
+                path: "/home/ada/notes/paper.pdf".into(),
+                start_line: 3,
+                end_line: 3,
+                page: Some(2),
+                cell: None,
+                paragraph: None,
+                score: 1.0,
+                modes: vec![Mode::Text],
+                ranks: Default::default(),
+                tier: None,
+                why: Vec::new(),
+                context: String::new(),
+                snippet: "x".into(),
+                snippet_line: 3,
+                text: None,
+            }]),
+        );
+        assert!(render(&app, 100, 30).contains("paper.pdf:3-3 (page 2)"));
+        assert_eq!(
+            app.on_key(key(KeyCode::Enter)),
+            Action::OpenWithSystem {
+                path: "/home/ada/notes/paper.pdf".into()
+            }
+        );
+    }
+
+    #[test]
     fn an_object_hit_is_not_opened_in_an_editor() {
         let mut app = app(Phase::Watching);
         app.on_key(key(KeyCode::Char('/')));
@@ -776,6 +811,7 @@ mod tests {
                 end_line: 1,
                 page: None,
                 cell: None,
+                paragraph: None,
                 score: 1.0,
                 modes: vec![Mode::Text],
                 ranks: Default::default(),

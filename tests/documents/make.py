@@ -1,6 +1,7 @@
 """Writes the documents tests/documents.rs indexes, with the real tools people use.
 
-python3 make.py OUT_DIR: fpdf2 for PDFs, nbformat for notebooks, plain files for HTML.
+python3 make.py OUT_DIR: fpdf2 for PDFs, nbformat for notebooks, python-docx for Word,
+odfpy for OpenDocument, plain files for HTML.
 Good documents first, then hostile ones (encrypted, truncated, 10,000 objects on a page,
 a zip bomb dressed as a DOCX, a 50 MB notebook output, HTML nested 100,000 deep).
 """
@@ -9,9 +10,12 @@ import os
 import sys
 import zipfile
 
+import docx
 import nbformat
 from fpdf import FPDF
 from fpdf.enums import EncryptionMethod
+from odf.opendocument import OpenDocumentText
+from odf.text import H, P
 
 
 def pdf_pages(pages):
@@ -54,6 +58,21 @@ def main(out):
             "<h2>Fees</h2><p>Mooring fees are paid at the harbourmaster's office.</p>"
             "</body></html>"
         )
+    manual = docx.Document()
+    manual.add_heading("Anchoring", level=1)
+    prose = " ".join(f"Step {i}: let out more rode and watch the bearings." for i in range(40))
+    manual.add_paragraph("Drop the anchor slowly and let the boat drift back. " + prose)
+    manual.add_heading("Chain", level=2)
+    table = manual.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "depth", "windlass scope"
+    table.cell(1, 0).text, table.cell(1, 1).text = "10 m", "50 m of chain"
+    manual.save(path("manual.docx"))
+    report = OpenDocumentText()
+    report.text.addElement(H(outlinelevel=1, text="Sail care"))
+    report.text.addElement(P(text="Inspect the seams every season. " + prose))
+    report.text.addElement(H(outlinelevel=2, text="Washing"))
+    report.text.addElement(P(text="Rinse the mainsail with fresh water & dry it."))
+    report.save(path("report.odt"))
     with open(path("plain.txt"), "w") as f:
         f.write("the rest of the tree: a plain note about barnacles\n")
 
@@ -76,8 +95,16 @@ def main(out):
         crowded.rect(1 + (i % 100) * 2, 1 + (i // 100) * 2.8, 1, 1)
     crowded.text(10, 290, "a pelican on a crowded page")
     crowded.output(hostile("crowded.pdf"))
+    # A zip bomb with a real Word package around it: document.xml inflates to 1 GiB.
+    with zipfile.ZipFile(path("manual.docx")) as real:
+        parts = {n: real.read(n) for n in real.namelist() if n != "word/document.xml"}
     with zipfile.ZipFile(hostile("bomb.docx"), "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("word/document.xml", b"<w:document>" + b"\0" * (200 << 20) + b"</w:document>")
+        for name, data in parts.items():
+            z.writestr(name, data)
+        with z.open("word/document.xml", "w", force_zip64=True) as f:
+            f.write(b"<w:document>")
+            for _ in range(1024):
+                f.write(b"\0" * (1 << 20))
     big = nbformat.v4.new_notebook()
     big.cells = [
         nbformat.v4.new_markdown_cell("Plotting the puffin census."),

@@ -17,6 +17,8 @@ pub fn extract(format: Format, bytes: &[u8]) -> Result<Document, String> {
         Format::Pdf => pdf(bytes),
         Format::Notebook => notebook(bytes),
         Format::Html => html(bytes),
+        Format::Docx => docx(bytes),
+        Format::Odt => odt(bytes),
     }
 }
 
@@ -141,6 +143,146 @@ fn html(bytes: &[u8]) -> Result<Document, String> {
         .map_err(|e| e.to_string())?;
     let mut doc = Document::default();
     doc.push(None, &tidy(&text));
+    Ok(doc)
+}
+
+/// Largest `content.xml` of an OpenDocument file read, in bytes (a zip bomb stops here).
+const ODT_CONTENT_BYTES: u64 = 256 << 20;
+
+/// The Markdown prefix of a heading of `level` (1-based, at most 6 `#`).
+fn heading(level: usize) -> String {
+    format!("{} ", "#".repeat(level.clamp(1, 6)))
+}
+
+/// The heading level of a Word paragraph style (`Heading1`…`Heading9`, `Title`), if any.
+fn docx_heading_level(style: &str) -> Option<usize> {
+    let style = style.to_ascii_lowercase().replace(' ', "");
+    if style == "title" {
+        return Some(1);
+    }
+    style.strip_prefix("heading")?.parse().ok()
+}
+
+/// Word: one part per paragraph (headings by style become `#` lines) and per table row
+/// (cells joined by ` | `), located by its 1-based index; split as flowing text.
+fn docx(bytes: &[u8]) -> Result<Document, String> {
+    use docx_rs::{DocumentChild, TableCellContent, TableChild, TableRowChild};
+    let docx = docx_rs::read_docx(bytes).map_err(|e| format!("not a Word document: {e}"))?;
+    let mut doc = Document {
+        flowing: true,
+        ..Document::default()
+    };
+    let mut n = 0;
+    for child in &docx.document.children {
+        match child {
+            DocumentChild::Paragraph(p) => {
+                n += 1;
+                let text = p.raw_text();
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let style = p.property.style.as_ref().map(|s| s.val.as_str());
+                let prefix = style
+                    .and_then(docx_heading_level)
+                    .map(heading)
+                    .unwrap_or_default();
+                doc.push(
+                    Some(Location::Paragraph(n)),
+                    &format!("{prefix}{}", text.trim()),
+                );
+            }
+            DocumentChild::Table(table) => {
+                for TableChild::TableRow(row) in &table.rows {
+                    n += 1;
+                    let cells: Vec<String> = row
+                        .cells
+                        .iter()
+                        .map(|TableRowChild::TableCell(cell)| {
+                            let texts: Vec<String> = cell
+                                .children
+                                .iter()
+                                .filter_map(|c| match c {
+                                    TableCellContent::Paragraph(p) => Some(p.raw_text()),
+                                    _ => None,
+                                })
+                                .collect();
+                            texts.join(" ").trim().to_string()
+                        })
+                        .collect();
+                    if cells.iter().any(|c| !c.is_empty()) {
+                        doc.push(Some(Location::Paragraph(n)), &cells.join(" | "));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(doc)
+}
+
+/// OpenDocument text: one part per `text:h` (a `#` line of its outline level) and `text:p`
+/// of `content.xml`, located by its 1-based index; split as flowing text.
+fn odt(bytes: &[u8]) -> Result<Document, String> {
+    use quick_xml::events::Event;
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not an OpenDocument file: {e}"))?;
+    let mut xml = String::new();
+    zip.by_name("content.xml")
+        .map_err(|e| format!("not an OpenDocument file: content.xml: {e}"))?
+        .take(ODT_CONTENT_BYTES)
+        .read_to_string(&mut xml)
+        .map_err(|e| format!("content.xml: {e}"))?;
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut doc = Document {
+        flowing: true,
+        ..Document::default()
+    };
+    // The paragraph being read: its heading prefix and text, and how deep inside it we are.
+    let (mut n, mut depth, mut text) = (0, 0usize, String::new());
+    let bad = |e: &dyn std::fmt::Display| format!("content.xml: {e}");
+    loop {
+        match reader.read_event().map_err(|e| bad(&e))? {
+            Event::Start(e) if matches!(e.name().as_ref(), b"text:h" | b"text:p") => {
+                if depth == 0 {
+                    n += 1;
+                    text.clear();
+                    if e.name().as_ref() == b"text:h" {
+                        let level = e
+                            .try_get_attribute("text:outline-level")
+                            .ok()
+                            .flatten()
+                            .and_then(|a| std::str::from_utf8(&a.value).ok()?.parse().ok())
+                            .unwrap_or(1);
+                        text.push_str(&heading(level));
+                    }
+                }
+                depth += 1;
+            }
+            Event::End(e) if matches!(e.name().as_ref(), b"text:h" | b"text:p") && depth > 0 => {
+                depth -= 1;
+                if depth == 0 && !text.trim_start_matches('#').trim().is_empty() {
+                    doc.push(Some(Location::Paragraph(n)), text.trim_end());
+                }
+            }
+            Event::Empty(e) if depth > 0 => match e.name().as_ref() {
+                b"text:s" | b"text:tab" => text.push(' '),
+                b"text:line-break" => text.push('\n'),
+                _ => {}
+            },
+            Event::Text(t) if depth > 0 => text.push_str(&t.decode().map_err(|e| bad(&e))?),
+            Event::GeneralRef(r) if depth > 0 => {
+                let name = r.decode().map_err(|e| bad(&e))?;
+                if let Some(c) = r.resolve_char_ref().map_err(|e| bad(&e))? {
+                    text.push(c);
+                } else if let Some(s) = quick_xml::escape::resolve_xml_entity(&name) {
+                    text.push_str(s);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
     Ok(doc)
 }
 

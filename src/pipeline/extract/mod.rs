@@ -1,8 +1,9 @@
 //! extract: what text is inside this document?
 //!
-//! PDF, Jupyter notebooks and HTML are not plain text: their words are turned into Markdown-ish
+//! PDF, Jupyter notebooks, HTML, Word and OpenDocument files are not plain text: their words are turned into Markdown-ish
 //! text first, which is then chunked like a Markdown file. Each part of that text remembers
-//! where it came from ([`Location`]: a page, a notebook cell), so a hit can say "page 3".
+//! where it came from ([`Location`]: a page, a notebook cell, a paragraph), so a hit can say
+//! "page 3".
 //!
 //! Parsers of hostile input run in a child process ([`isolate`]): a time limit, a memory
 //! limit and a crash inside a parser end as a per-file error, never as a stopped indexer.
@@ -27,6 +28,10 @@ pub enum Format {
     Notebook,
     /// HTML page as text, headings kept as Markdown headings (`html2text`).
     Html,
+    /// Word document: paragraphs and tables, headings by their style (`docx-rs`).
+    Docx,
+    /// OpenDocument text: paragraphs and headings of `content.xml` (`zip`, `quick-xml`).
+    Odt,
 }
 
 impl Format {
@@ -37,11 +42,19 @@ impl Format {
             "pdf" => Format::Pdf,
             "ipynb" => Format::Notebook,
             "html" | "htm" | "xhtml" => Format::Html,
+            "docx" => Format::Docx,
+            "odt" => Format::Odt,
             _ => return None,
         })
     }
 
-    const ALL: [Format; 3] = [Format::Pdf, Format::Notebook, Format::Html];
+    const ALL: [Format; 5] = [
+        Format::Pdf,
+        Format::Notebook,
+        Format::Html,
+        Format::Docx,
+        Format::Odt,
+    ];
 
     /// The name used on the extractor's command line and in messages.
     pub fn name(self) -> &'static str {
@@ -49,6 +62,8 @@ impl Format {
             Format::Pdf => "pdf",
             Format::Notebook => "notebook",
             Format::Html => "html",
+            Format::Docx => "docx",
+            Format::Odt => "odt",
         }
     }
 
@@ -66,6 +81,8 @@ pub enum Location {
     Page(u32),
     /// 1-based cell of a notebook, counting every cell (markdown, code and raw).
     Cell(u32),
+    /// 1-based paragraph of a Word or OpenDocument file (headings and table rows count).
+    Paragraph(u32),
 }
 
 impl std::fmt::Display for Location {
@@ -73,6 +90,7 @@ impl std::fmt::Display for Location {
         match self {
             Location::Page(n) => write!(f, "page {n}"),
             Location::Cell(n) => write!(f, "cell {n}"),
+            Location::Paragraph(n) => write!(f, "paragraph {n}"),
         }
     }
 }
@@ -85,6 +103,10 @@ pub struct Document {
     /// Parts of `text`: (byte offset where the part starts, where it came from), in order.
     /// Each part runs to the next one's start; text before the first part has no location.
     pub parts: Vec<(usize, Location)>,
+    /// Whether parts only locate text (paragraphs) and the text is split as one whole;
+    /// otherwise (pages, cells) each part is split on its own.
+    #[serde(default)]
+    pub flowing: bool,
 }
 
 impl Document {
@@ -99,9 +121,13 @@ impl Document {
         self.text.push_str(text);
     }
 
-    /// The byte ranges of the parts of `text`, each with its location; text outside every
-    /// part (before the first) comes as a range with no location. Empty ranges are left out.
+    /// The byte ranges to split on their own, each with its location: the parts, and the
+    /// text before the first (no location); for flowing text, the whole text. Empty ranges
+    /// are left out.
     pub fn sections(&self) -> Vec<(std::ops::Range<usize>, Option<Location>)> {
+        if self.flowing {
+            return vec![(0..self.text.len(), None)];
+        }
         let mut out = Vec::with_capacity(self.parts.len() + 1);
         let first = self.parts.first().map_or(self.text.len(), |p| p.0);
         out.push((0..first, None));
@@ -111,6 +137,13 @@ impl Document {
         }
         out.retain(|(r, _)| !r.is_empty());
         out
+    }
+
+    /// The location of the text at byte `offset`: that of the last part starting at or
+    /// before it.
+    pub fn location_at(&self, offset: usize) -> Option<Location> {
+        let i = self.parts.partition_point(|&(start, _)| start <= offset);
+        i.checked_sub(1).map(|i| self.parts[i].1)
     }
 }
 
