@@ -33,7 +33,7 @@ use crate::index::vector::VectorIndex;
 use crate::metrics::Metrics;
 use crate::model::{MODEL_NAME, ModelFiles};
 use crate::pipeline::chunk::Chunker;
-use crate::records::{FileState, key_display};
+use crate::records::{key_display, key_path};
 use crate::scan::Scanner;
 use crate::search::Searcher;
 use crate::settings::RootSpec;
@@ -246,7 +246,7 @@ impl Engine {
             config,
         };
         engine.repair()?;
-        engine.retry_documents_on_new_limits()?;
+        engine.extract_again_on_new_limits()?;
         engine.save_settings()?;
         engine.file_states = count_states(&engine.store)?;
         if let Some(dir) = engine.config.static_model.clone() {
@@ -317,29 +317,30 @@ impl Engine {
         Ok(())
     }
 
-    /// When the document limits differ from those the index was built with, forgets the
-    /// documents whose extraction failed, so the next reconcile extracts them again under the
-    /// new limits (a raised timeout may now be enough).
-    fn retry_documents_on_new_limits(&mut self) -> Result<()> {
+    /// When the document limits differ from those the index was built with, forgets every
+    /// document (PDF, notebook, …), so the next reconcile extracts them again under the new
+    /// limits: a raised timeout may now be enough, a lowered one may now be too short, and
+    /// the index stays what `verify` expects under the limits in force.
+    fn extract_again_on_new_limits(&mut self) -> Result<()> {
         let Some(stored) = stored_settings(&self.store)? else {
             return Ok(());
         };
         if stored.documents == self.config.documents {
             return Ok(());
         }
-        let failed: Vec<Vec<u8>> = self
+        let documents: Vec<Vec<u8>> = self
             .store
             .all_files()?
             .into_iter()
-            .filter(|(_, r)| r.state == FileState::Failed && r.hash.is_some())
             .map(|(k, _)| k)
+            .filter(|k| crate::pipeline::extract::Format::of(&key_path(k)).is_some())
             .collect();
-        if !failed.is_empty() {
+        if !documents.is_empty() {
             tracing::info!(
-                documents = failed.len(),
-                "document limits changed: extracting failed documents again"
+                documents = documents.len(),
+                "document limits changed: extracting every document again"
             );
-            self.forget(&failed, "document limits changed")?;
+            self.forget(&documents, "document limits changed")?;
         }
         Ok(())
     }
