@@ -9,14 +9,16 @@ use std::process::Command;
 
 use common::{Tree, install_once};
 
-/// The pinned generators (tests/documents/requirements.txt), installed once.
+/// The pinned generators (tests/documents/requirements.txt), installed once per version of
+/// that file (its blake3 names the directory).
 fn generators() -> Option<PathBuf> {
     let requirements =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/documents/requirements.txt");
+    let pins = blake3::hash(&std::fs::read(&requirements).unwrap()).to_hex();
     install_once(
-        "documents-generators-2",
+        &format!("documents-{}", &pins[..12]),
         |dir| {
-            ["fpdf", "nbformat", "docx", "odf"]
+            ["fpdf", "nbformat", "docx", "odf", "ebooklib"]
                 .iter()
                 .all(|m| dir.join(m).is_dir())
         },
@@ -116,6 +118,15 @@ fn documents_are_found_by_their_words_with_their_page_or_cell() {
             .contains("fresh water & dry")
     );
     assert!(t.found("seams", &[]) == vec!["report.odt"]);
+
+    let hits = t.search("barometer", &[]);
+    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "book.epub");
+    assert_eq!(hits[0]["chapter"], 2, "{}", hits[0]);
+    assert!(
+        hits[0]["context"].as_str().unwrap().contains("Weather"),
+        "{}",
+        hits[0]
+    );
 
     let hits = t.search("visitor pontoon", &[]);
     assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "page.html");

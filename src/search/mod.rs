@@ -114,6 +114,9 @@ pub struct Hit {
     /// The 1-based paragraph of a Word or OpenDocument file where the chunk starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paragraph: Option<u32>,
+    /// The 1-based chapter of an EPUB book the chunk lies in (reading order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chapter: Option<u32>,
     /// The final ranking score, higher is better: fused RRF (≈ 0.008–0.017 for a chunk found
     /// by one or both lists) after shaping; comparable within one answer only.
     pub score: f32,
@@ -143,14 +146,18 @@ pub struct Hit {
 
 impl Hit {
     /// Where in its document the hit lies, for display: " (page 3)", " (cell 5)",
-    /// " (paragraph 12)", or "".
+    /// " (paragraph 12)", " (chapter 2)", or "".
     pub fn location_suffix(&self) -> String {
-        match (self.page, self.cell, self.paragraph) {
-            (Some(n), _, _) => format!(" (page {n})"),
-            (_, Some(n), _) => format!(" (cell {n})"),
-            (_, _, Some(n)) => format!(" (paragraph {n})"),
-            _ => String::new(),
-        }
+        let named = [
+            ("page", self.page),
+            ("cell", self.cell),
+            ("paragraph", self.paragraph),
+            ("chapter", self.chapter),
+        ];
+        named
+            .iter()
+            .find_map(|(name, n)| n.map(|n| format!(" ({name} {n})")))
+            .unwrap_or_default()
     }
 }
 
@@ -471,11 +478,12 @@ impl Searcher {
             if c.semantic_rank.is_some() {
                 modes.push(Mode::Semantic);
             }
-            let (mut page, mut cell, mut paragraph) = (None, None, None);
+            let (mut page, mut cell, mut paragraph, mut chapter) = (None, None, None, None);
             match rec.location {
                 Some(Location::Page(n)) => page = Some(n),
                 Some(Location::Cell(n)) => cell = Some(n),
                 Some(Location::Paragraph(n)) => paragraph = Some(n),
+                Some(Location::Chapter(n)) => chapter = Some(n),
                 None => {}
             }
             hits.push(Hit {
@@ -485,6 +493,7 @@ impl Searcher {
                 page,
                 cell,
                 paragraph,
+                chapter,
                 score: c.score,
                 modes,
                 ranks: Ranks {

@@ -1,7 +1,7 @@
 """Writes the documents tests/documents.rs indexes, with the real tools people use.
 
 python3 make.py OUT_DIR: fpdf2 for PDFs, nbformat for notebooks, python-docx for Word,
-odfpy for OpenDocument, plain files for HTML.
+odfpy for OpenDocument, ebooklib for EPUB, plain files for HTML.
 Good documents first, then hostile ones (encrypted, truncated, 10,000 objects on a page,
 a zip bomb dressed as a DOCX, a 50 MB notebook output, HTML nested 100,000 deep).
 """
@@ -12,6 +12,7 @@ import zipfile
 
 import docx
 import nbformat
+from ebooklib import epub
 from fpdf import FPDF
 from fpdf.enums import EncryptionMethod
 from odf.opendocument import OpenDocumentText
@@ -73,6 +74,25 @@ def main(out):
     report.text.addElement(H(outlinelevel=2, text="Washing"))
     report.text.addElement(P(text="Rinse the mainsail with fresh water & dry it."))
     report.save(path("report.odt"))
+    book = epub.EpubBook()
+    book.set_identifier("seamanship-1")
+    book.set_title("Seamanship")
+    book.set_language("en")
+    chapters = [
+        ("knots.xhtml", "Knots", "The bowline makes a fixed loop at the end of a line."),
+        ("weather.xhtml", "Weather", "A falling barometer warns of a gale."),
+    ]
+    items = []
+    for name, title, text in chapters:
+        item = epub.EpubHtml(title=title, file_name=name, lang="en")
+        item.content = f"<html><body><h1>{title}</h1><p>{text}</p></body></html>"
+        book.add_item(item)
+        items.append(item)
+    book.toc = items
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    book.spine = items
+    epub.write_epub(path("book.epub"), book)
     with open(path("plain.txt"), "w") as f:
         f.write("the rest of the tree: a plain note about barnacles\n")
 

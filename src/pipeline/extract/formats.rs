@@ -19,6 +19,7 @@ pub fn extract(format: Format, bytes: &[u8]) -> Result<Document, String> {
         Format::Html => html(bytes),
         Format::Docx => docx(bytes),
         Format::Odt => odt(bytes),
+        Format::Epub => epub(bytes),
     }
 }
 
@@ -138,11 +139,37 @@ fn notebook(bytes: &[u8]) -> Result<Document, String> {
 /// The page's text with headings as Markdown `#` lines (`html2text`); scripts and styles
 /// are left out. One part, no location: the headings locate a hit.
 fn html(bytes: &[u8]) -> Result<Document, String> {
+    let mut doc = Document::default();
+    doc.push(None, &html_text(bytes)?);
+    Ok(doc)
+}
+
+/// The text of an HTML (or XHTML) page, headings as `#` lines.
+fn html_text(bytes: &[u8]) -> Result<String, String> {
     let text = html2text::config::plain_no_decorate()
         .string_from_read(bytes, HTML_WIDTH)
         .map_err(|e| e.to_string())?;
+    Ok(tidy(&text))
+}
+
+/// One part per chapter of the spine with text (`epub`), located by its 1-based index in
+/// reading order.
+fn epub(bytes: &[u8]) -> Result<Document, String> {
+    let mut book = epub::doc::EpubDoc::from_reader(std::io::Cursor::new(bytes.to_vec()))
+        .map_err(|e| format!("not an EPUB book: {e}"))?;
     let mut doc = Document::default();
-    doc.push(None, &tidy(&text));
+    for chapter in 0..book.get_num_chapters() {
+        if !book.set_current_chapter(chapter) {
+            continue;
+        }
+        let Some((xhtml, _mime)) = book.get_current_str() else {
+            continue;
+        };
+        let text = html_text(xhtml.as_bytes())?;
+        if !text.is_empty() {
+            doc.push(Some(Location::Chapter(chapter as u32 + 1)), &text);
+        }
+    }
     Ok(doc)
 }
 

@@ -1,6 +1,6 @@
 //! extract: what text is inside this document?
 //!
-//! PDF, Jupyter notebooks, HTML, Word and OpenDocument files are not plain text: their words are turned into Markdown-ish
+//! PDF, Jupyter notebooks, HTML, Word, OpenDocument and EPUB files are not plain text: their words are turned into Markdown-ish
 //! text first, which is then chunked like a Markdown file. Each part of that text remembers
 //! where it came from ([`Location`]: a page, a notebook cell, a paragraph), so a hit can say
 //! "page 3".
@@ -32,6 +32,8 @@ pub enum Format {
     Docx,
     /// OpenDocument text: paragraphs and headings of `content.xml` (`zip`, `quick-xml`).
     Odt,
+    /// EPUB book: each chapter of the spine as HTML text (`epub`, `html2text`).
+    Epub,
 }
 
 impl Format {
@@ -44,16 +46,18 @@ impl Format {
             "html" | "htm" | "xhtml" => Format::Html,
             "docx" => Format::Docx,
             "odt" => Format::Odt,
+            "epub" => Format::Epub,
             _ => return None,
         })
     }
 
-    const ALL: [Format; 5] = [
+    const ALL: [Format; 6] = [
         Format::Pdf,
         Format::Notebook,
         Format::Html,
         Format::Docx,
         Format::Odt,
+        Format::Epub,
     ];
 
     /// The name used on the extractor's command line and in messages.
@@ -64,6 +68,7 @@ impl Format {
             Format::Html => "html",
             Format::Docx => "docx",
             Format::Odt => "odt",
+            Format::Epub => "epub",
         }
     }
 
@@ -83,6 +88,8 @@ pub enum Location {
     Cell(u32),
     /// 1-based paragraph of a Word or OpenDocument file (headings and table rows count).
     Paragraph(u32),
+    /// 1-based chapter of an EPUB book, in reading order (every spine item counted).
+    Chapter(u32),
 }
 
 impl std::fmt::Display for Location {
@@ -91,6 +98,7 @@ impl std::fmt::Display for Location {
             Location::Page(n) => write!(f, "page {n}"),
             Location::Cell(n) => write!(f, "cell {n}"),
             Location::Paragraph(n) => write!(f, "paragraph {n}"),
+            Location::Chapter(n) => write!(f, "chapter {n}"),
         }
     }
 }
