@@ -150,6 +150,48 @@ fn documents_are_found_by_their_words_with_their_page_or_cell() {
         "{out}"
     );
     t.assert_verified("documents");
+
+    // A moved document is a rename (same hash, nothing extracted), found at its new path.
+    std::fs::create_dir(t.path("archive")).unwrap();
+    std::fs::rename(t.path("paper.pdf"), t.path("archive/paper.pdf")).unwrap();
+    let summary = t.ok(&["index", t.root.to_str().unwrap(), "--max-file-size", "64M"]);
+    assert!(summary.contains("1 renamed"), "{summary}");
+    let hits = t.search("fresnel lens", &[]);
+    assert_eq!(
+        t.rel(hits[0]["path"].as_str().unwrap()),
+        "archive/paper.pdf"
+    );
+    assert_eq!(hits[0]["page"], 2, "{}", hits[0]);
+    t.assert_verified("documents after a rename");
+}
+
+#[test]
+fn an_extractor_that_crashes_fails_only_its_document() {
+    let Some(t) = tree_of_documents() else { return };
+    std::fs::remove_dir_all(t.path("hostile")).unwrap();
+    // A parser crash cannot be caused on demand by a document: an extractor that dies of
+    // SIGSEGV stands in for one (the signal a memory bug inside a parser raises).
+    let crasher = t.tmp.path().join("crashing-extractor");
+    std::fs::write(&crasher, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
+    std::fs::set_permissions(
+        &crasher,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = t
+        .cmd()
+        .env("VIGIL_EXTRACTOR", &crasher)
+        .args(["index", t.root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let why = reason(&t, "paper.pdf");
+    assert_eq!(why, "the pdf extractor failed: killed by signal 11");
+    assert_eq!(t.found("barnacles", &[]), vec!["plain.txt"]);
 }
 
 #[test]
