@@ -479,7 +479,10 @@ impl Searcher {
                 modes.push(Mode::Semantic);
             }
             let (mut page, mut cell, mut paragraph, mut chapter) = (None, None, None, None);
-            match rec.location {
+            // Located at the snippet: in flowing text the paragraph may be past the chunk's
+            // first.
+            let at = snippet_line.saturating_sub(rec.start_line) as usize;
+            match rec.location.map(|l| l.at_line(&doc.text, at)) {
                 Some(Location::Page(n)) => page = Some(n),
                 Some(Location::Cell(n)) => cell = Some(n),
                 Some(Location::Paragraph(n)) => paragraph = Some(n),

@@ -190,8 +190,8 @@ fn docx_heading_level(style: &str) -> Option<usize> {
     style.strip_prefix("heading")?.parse().ok()
 }
 
-/// Word: one part per paragraph (headings by style become `#` lines) and per table row
-/// (cells joined by ` | `), located by its 1-based index; split as flowing text.
+/// Word: one part per paragraph with text (headings by style become `#` lines) and per
+/// table row (cells joined by ` | `), located by its 1-based index; split as flowing text.
 fn docx(bytes: &[u8]) -> Result<Document, String> {
     use docx_rs::{DocumentChild, TableCellContent, TableChild, TableRowChild};
     let docx = docx_rs::read_docx(bytes).map_err(|e| format!("not a Word document: {e}"))?;
@@ -199,11 +199,9 @@ fn docx(bytes: &[u8]) -> Result<Document, String> {
         flowing: true,
         ..Document::default()
     };
-    let mut n = 0;
     for child in &docx.document.children {
         match child {
             DocumentChild::Paragraph(p) => {
-                n += 1;
                 let text = p.raw_text();
                 if text.trim().is_empty() {
                     continue;
@@ -213,14 +211,10 @@ fn docx(bytes: &[u8]) -> Result<Document, String> {
                     .and_then(docx_heading_level)
                     .map(heading)
                     .unwrap_or_default();
-                doc.push(
-                    Some(Location::Paragraph(n)),
-                    &format!("{prefix}{}", text.trim()),
-                );
+                doc.push_paragraph(&format!("{prefix}{}", text.trim()));
             }
             DocumentChild::Table(table) => {
                 for TableChild::TableRow(row) in &table.rows {
-                    n += 1;
                     let cells: Vec<String> = row
                         .cells
                         .iter()
@@ -237,7 +231,7 @@ fn docx(bytes: &[u8]) -> Result<Document, String> {
                         })
                         .collect();
                     if cells.iter().any(|c| !c.is_empty()) {
-                        doc.push(Some(Location::Paragraph(n)), &cells.join(" | "));
+                        doc.push_paragraph(&cells.join(" | "));
                     }
                 }
             }
@@ -248,7 +242,7 @@ fn docx(bytes: &[u8]) -> Result<Document, String> {
 }
 
 /// OpenDocument text: one part per `text:h` (a `#` line of its outline level) and `text:p`
-/// of `content.xml`, located by its 1-based index; split as flowing text.
+/// with text in `content.xml`, located by its 1-based index; split as flowing text.
 fn odt(bytes: &[u8]) -> Result<Document, String> {
     use quick_xml::events::Event;
     use std::io::Read;
@@ -266,13 +260,12 @@ fn odt(bytes: &[u8]) -> Result<Document, String> {
         ..Document::default()
     };
     // The paragraph being read: its heading prefix and text, and how deep inside it we are.
-    let (mut n, mut depth, mut text) = (0, 0usize, String::new());
+    let (mut depth, mut text) = (0usize, String::new());
     let bad = |e: &dyn std::fmt::Display| format!("content.xml: {e}");
     loop {
         match reader.read_event().map_err(|e| bad(&e))? {
             Event::Start(e) if matches!(e.name().as_ref(), b"text:h" | b"text:p") => {
                 if depth == 0 {
-                    n += 1;
                     text.clear();
                     if e.name().as_ref() == b"text:h" {
                         let level = e
@@ -289,7 +282,7 @@ fn odt(bytes: &[u8]) -> Result<Document, String> {
             Event::End(e) if matches!(e.name().as_ref(), b"text:h" | b"text:p") && depth > 0 => {
                 depth -= 1;
                 if depth == 0 && !text.trim_start_matches('#').trim().is_empty() {
-                    doc.push(Some(Location::Paragraph(n)), text.trim_end());
+                    doc.push_paragraph(&text);
                 }
             }
             Event::Empty(e) if depth > 0 => match e.name().as_ref() {

@@ -86,10 +86,27 @@ pub enum Location {
     Page(u32),
     /// 1-based cell of a notebook, counting every cell (markdown, code and raw).
     Cell(u32),
-    /// 1-based paragraph of a Word or OpenDocument file (headings and table rows count).
+    /// 1-based paragraph of a Word or OpenDocument file, counting those with text (headings
+    /// and table rows count).
     Paragraph(u32),
     /// 1-based chapter of an EPUB book, in reading order (every spine item counted).
     Chapter(u32),
+}
+
+impl Location {
+    /// The location of line `line` (0-based) of a chunk whose first line is at `self`:
+    /// a paragraph advances by one per blank line before it (paragraphs are separated by
+    /// exactly one, see [`Document::push_paragraph`]); a page, cell or chapter holds the whole
+    /// chunk.
+    pub fn at_line(self, chunk: &str, line: usize) -> Location {
+        match self {
+            Location::Paragraph(n) => {
+                let blanks = chunk.lines().take(line).filter(|l| l.is_empty()).count();
+                Location::Paragraph(n + blanks as u32)
+            }
+            other => other,
+        }
+    }
 }
 
 impl std::fmt::Display for Location {
@@ -127,6 +144,23 @@ impl Document {
             self.parts.push((self.text.len(), location));
         }
         self.text.push_str(text);
+    }
+
+    /// Appends a paragraph of flowing text, located by its 1-based index among the
+    /// paragraphs pushed so far. Its blank lines are dropped, so that in the text one blank
+    /// line always separates two paragraphs (what [`Location::at_line`] counts on). A
+    /// paragraph with no text is left out.
+    pub fn push_paragraph(&mut self, text: &str) {
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        let n = self.parts.len() as u32 + 1;
+        self.push(Some(Location::Paragraph(n)), &lines.join("\n"));
     }
 
     /// The byte ranges to split on their own, each with its location: the parts, and the
@@ -179,4 +213,35 @@ pub enum ExtractError {
         format: &'static str,
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paragraph_is_found_at_a_line_of_its_chunk() {
+        let mut doc = Document {
+            flowing: true,
+            ..Document::default()
+        };
+        doc.push_paragraph("# Anchoring");
+        doc.push_paragraph("first line\n\n\nsecond line of the same paragraph");
+        doc.push_paragraph("   ");
+        doc.push_paragraph("depth | scope");
+        assert_eq!(
+            doc.text,
+            "# Anchoring\n\nfirst line\nsecond line of the same paragraph\n\ndepth | scope"
+        );
+        assert_eq!(doc.location_at(0), Some(Location::Paragraph(1)));
+        // A chunk starting in paragraph 2, at its second line.
+        let start = doc.text.find("second").unwrap();
+        let chunk = &doc.text[start..];
+        let first = doc.location_at(start).unwrap();
+        assert_eq!(first, Location::Paragraph(2));
+        assert_eq!(first.at_line(chunk, 0), Location::Paragraph(2));
+        assert_eq!(first.at_line(chunk, 2), Location::Paragraph(3));
+        // Pages hold the whole chunk.
+        assert_eq!(Location::Page(4).at_line("a\n\nb", 2), Location::Page(4));
+    }
 }
