@@ -169,7 +169,9 @@ fn a_watched_file_becomes_searchable_by_meaning() {
             &["--mode", "semantic", "--limit", "1"],
         ) == vec!["pets.md"]
     });
-    assert!(w.stop().success());
+    // Stopped while the transformer tier may still be loading or embedding: a clean exit.
+    let status = w.stop();
+    assert!(status.success(), "{status}");
 }
 
 #[test]

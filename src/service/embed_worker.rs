@@ -25,6 +25,27 @@ pub(super) type EmbedResult = (
 pub(super) struct EmbedWorker {
     pub(super) jobs: crossbeam_channel::Sender<Vec<crate::engine::EmbedJob>>,
     pub(super) done: Receiver<EmbedResult>,
+    /// Joined on drop: a process must not exit while this thread is inside ONNX Runtime
+    /// (its C++ statics are destroyed at exit, under a running session: a crash).
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for EmbedWorker {
+    /// Closes both channels, so the thread ends after the batch it is on (at most one batch,
+    /// ~1 s), and waits for it.
+    fn drop(&mut self) {
+        drop(std::mem::replace(
+            &mut self.jobs,
+            crossbeam_channel::bounded(0).0,
+        ));
+        drop(std::mem::replace(
+            &mut self.done,
+            crossbeam_channel::bounded(0).1,
+        ));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl EmbedWorker {
@@ -36,7 +57,7 @@ impl EmbedWorker {
         let budget = engine.embed_budget();
         let (jobs, job_rx) = crossbeam_channel::bounded::<Vec<crate::engine::EmbedJob>>(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("vigil-embed".into())
             .spawn(move || {
                 // Background work yields to the rest of the machine; ONNX Runtime's threads,
@@ -101,6 +122,10 @@ impl EmbedWorker {
                     }
                 }
             })?;
-        Ok(Some(Self { jobs, done }))
+        Ok(Some(Self {
+            jobs,
+            done,
+            thread: Some(thread),
+        }))
     }
 }
