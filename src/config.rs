@@ -499,6 +499,13 @@ mod tests {
                 "[retention]\nhistory_max_age = \"soon\"\n",
                 "history_max_age",
             ),
+            ("[documents]\ntimeout = \"soon\"\n", "documents.timeout"),
+            (
+                "[documents]\nmax_memory = \"lots\"\n",
+                "documents.max_memory",
+            ),
+            ("[documents]\nmax_text_size = 0\n", "must not be 0"),
+            ("[documents]\npages = 3\n", "unknown field"),
         ] {
             std::fs::write(&path, text).unwrap();
             let err = format!("{:#}", load_file(&path).unwrap_err());
