@@ -493,9 +493,10 @@ fn direct_backend(
         // The model loads (~0.1 s) while the graphs load and the text search runs.
         query.load_in_background();
     }
-    let vectors = match has_model {
-        true => Some(Arc::new(saved_graph(&store, index_dir, Tier::Transformer)?)),
-        false => None,
+    let vectors = if has_model {
+        Some(Arc::new(saved_graph(&store, index_dir, Tier::Transformer)?))
+    } else {
+        None
     };
     // The static tier is searched only for chunks the transformer has not embedded yet:
     // when its graph holds every chunk, the static model (~0.15 s to load) is not needed.

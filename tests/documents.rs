@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Tree, install_once};
+use serde_json::Value;
 
 /// The pinned generators (tests/documents/requirements.txt), installed once per version of
 /// that file (its blake3 names the directory).
@@ -64,32 +65,40 @@ fn reason(t: &Tree, name: &str) -> String {
         .unwrap_or_else(|| panic!("no history row for {name}"))
 }
 
+/// The best hit for `query`: its path relative to the root, and the hit.
+fn best(t: &Tree, query: &str) -> (String, Value) {
+    let hit = t.search(query, &[]).into_iter().next();
+    let hit = hit.unwrap_or_else(|| panic!("no hit for {query:?}"));
+    (t.rel(hit["path"].as_str().unwrap()), hit)
+}
+
+/// A string field of a hit ("" when absent).
+fn text<'a>(hit: &'a Value, field: &str) -> &'a str {
+    hit[field].as_str().unwrap_or("")
+}
+
 #[test]
 fn documents_are_found_by_their_words_with_their_page_or_cell() {
     let Some(t) = tree_of_documents() else { return };
     std::fs::remove_dir_all(t.path("hostile")).unwrap();
     t.ok(&["index", t.root.to_str().unwrap(), "--max-file-size", "64M"]);
 
-    let hits = t.search("fresnel lens", &[]);
-    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "paper.pdf");
-    assert_eq!(hits[0]["page"], 2, "{}", hits[0]);
-    assert!(
-        hits[0]["snippet"]
-            .as_str()
-            .unwrap()
-            .contains("fresnel lens")
+    let (path, hit) = best(&t, "fresnel lens");
+    assert_eq!(
+        (path.as_str(), &hit["page"]),
+        ("paper.pdf", &2.into()),
+        "{hit}"
     );
-    let hits = t.search("foghorn", &[]);
-    assert_eq!(hits[0]["page"], 3, "{}", hits[0]);
+    assert!(text(&hit, "snippet").contains("fresnel lens"));
+    assert_eq!(best(&t, "foghorn").1["page"], 3);
 
-    let hits = t.search("high_water", &[]);
-    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "notes.ipynb");
-    assert_eq!(hits[0]["cell"], 2, "{}", hits[0]);
-    assert!(
-        hits[0]["context"].as_str().unwrap().contains("Tide tables"),
-        "{}",
-        hits[0]
+    let (path, hit) = best(&t, "high_water");
+    assert_eq!(
+        (path.as_str(), &hit["cell"]),
+        ("notes.ipynb", &2.into()),
+        "{hit}"
     );
+    assert!(text(&hit, "context").contains("Tide tables"), "{hit}");
     assert!(
         t.found("outputonlyword", &[]).is_empty(),
         "notebook outputs are left out"
@@ -99,45 +108,33 @@ fn documents_are_found_by_their_words_with_their_page_or_cell() {
 
     // Word and OpenDocument: the paragraph of the matching line (headings and table rows
     // count), though the chunk starts in the long paragraph before.
-    let hits = t.search("windlass", &[]);
-    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "manual.docx");
-    assert_eq!(hits[0]["paragraph"], 4, "{}", hits[0]);
-    assert!(
-        hits[0]["snippet"]
-            .as_str()
-            .unwrap()
-            .starts_with("depth | windlass scope")
+    let (path, hit) = best(&t, "windlass");
+    assert_eq!(
+        (path.as_str(), &hit["paragraph"]),
+        ("manual.docx", &4.into()),
+        "{hit}"
     );
-    let hits = t.search("mainsail", &[]);
-    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "report.odt");
-    assert_eq!(hits[0]["paragraph"], 4, "{}", hits[0]);
-    assert!(
-        hits[0]["snippet"]
-            .as_str()
-            .unwrap()
-            .contains("fresh water & dry")
+    assert!(text(&hit, "snippet").starts_with("depth | windlass scope"));
+    let (path, hit) = best(&t, "mainsail");
+    assert_eq!(
+        (path.as_str(), &hit["paragraph"]),
+        ("report.odt", &4.into()),
+        "{hit}"
     );
+    assert!(text(&hit, "snippet").contains("fresh water & dry"));
     assert!(t.found("seams", &[]) == vec!["report.odt"]);
 
-    let hits = t.search("barometer", &[]);
-    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "book.epub");
-    assert_eq!(hits[0]["chapter"], 2, "{}", hits[0]);
-    assert!(
-        hits[0]["context"].as_str().unwrap().contains("Weather"),
-        "{}",
-        hits[0]
+    let (path, hit) = best(&t, "barometer");
+    assert_eq!(
+        (path.as_str(), &hit["chapter"]),
+        ("book.epub", &2.into()),
+        "{hit}"
     );
+    assert!(text(&hit, "context").contains("Weather"), "{hit}");
 
-    let hits = t.search("visitor pontoon", &[]);
-    assert_eq!(t.rel(hits[0]["path"].as_str().unwrap()), "page.html");
-    assert!(
-        hits[0]["context"]
-            .as_str()
-            .unwrap()
-            .contains("Harbour rules"),
-        "{}",
-        hits[0]
-    );
+    let (path, hit) = best(&t, "visitor pontoon");
+    assert_eq!(path, "page.html");
+    assert!(text(&hit, "context").contains("Harbour rules"), "{hit}");
     assert!(
         t.found("trackingpixel", &[]).is_empty(),
         "scripts are left out"
@@ -156,18 +153,20 @@ fn documents_are_found_by_their_words_with_their_page_or_cell() {
     std::fs::rename(t.path("paper.pdf"), t.path("archive/paper.pdf")).unwrap();
     let summary = t.ok(&["index", t.root.to_str().unwrap(), "--max-file-size", "64M"]);
     assert!(summary.contains("1 renamed"), "{summary}");
-    let hits = t.search("fresnel lens", &[]);
+    let (path, hit) = best(&t, "fresnel lens");
     assert_eq!(
-        t.rel(hits[0]["path"].as_str().unwrap()),
-        "archive/paper.pdf"
+        (path.as_str(), &hit["page"]),
+        ("archive/paper.pdf", &2.into()),
+        "{hit}"
     );
-    assert_eq!(hits[0]["page"], 2, "{}", hits[0]);
     t.assert_verified("documents after a rename");
 }
 
 #[test]
 fn an_extractor_that_crashes_fails_only_its_document() {
-    let Some(t) = tree_of_documents() else { return };
+    let Some(mut t) = tree_of_documents() else {
+        return;
+    };
     std::fs::remove_dir_all(t.path("hostile")).unwrap();
     // A parser crash cannot be caused on demand by a document: an extractor that dies of
     // SIGSEGV stands in for one (the signal a memory bug inside a parser raises).
@@ -178,17 +177,9 @@ fn an_extractor_that_crashes_fails_only_its_document() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let out = t
-        .cmd()
-        .env("VIGIL_EXTRACTOR", &crasher)
-        .args(["index", t.root.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    t.env
+        .push(("VIGIL_EXTRACTOR".into(), crasher.to_str().unwrap().into()));
+    t.index();
     let why = reason(&t, "paper.pdf");
     assert_eq!(why, "the pdf extractor failed: killed by signal 11");
     assert_eq!(t.found("barnacles", &[]), vec!["plain.txt"]);

@@ -224,11 +224,10 @@ impl Engine {
                     }),
                     stored,
                 ) => {
-                    // Same size and mtime: not read. Binary files and documents whose text
-                    // could not be extracted keep their hash, so they count as unchanged too.
+                    // Same size and mtime: not read. A record with a hash is settled: indexed
+                    // files, binary files and documents whose text could not be extracted.
                     let unchanged = stored.as_ref().is_some_and(|r| {
-                        let settled = r.state == FileState::Indexed || r.hash.is_some();
-                        settled && r.size == size && r.mtime_ns == mtime_ns
+                        r.hash.is_some() && r.size == size && r.mtime_ns == mtime_ns
                     });
                     if unchanged {
                         stats.unchanged += 1;

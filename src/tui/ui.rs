@@ -765,6 +765,28 @@ mod tests {
         );
     }
 
+    /// A text hit on one line `line` of `path`, found by its word `x`.
+    fn line_hit(path: &str, line: u32) -> Hit {
+        Hit {
+            path: path.into(),
+            start_line: line,
+            end_line: line,
+            page: None,
+            cell: None,
+            paragraph: None,
+            chapter: None,
+            score: 1.0,
+            modes: vec![Mode::Text],
+            ranks: Default::default(),
+            tier: None,
+            why: Vec::new(),
+            context: String::new(),
+            snippet: "x".into(),
+            snippet_line: line,
+            text: None,
+        }
+    }
+
     #[test]
     fn a_document_hit_is_opened_with_the_system_opener() {
         let mut app = app(Phase::Watching);
@@ -773,22 +795,8 @@ mod tests {
         app.set_results(
             "x".into(),
             Ok(vec![Hit {
-                path: "/home/ada/notes/paper.pdf".into(),
-                start_line: 3,
-                end_line: 3,
                 page: Some(2),
-                cell: None,
-                paragraph: None,
-                chapter: None,
-                score: 1.0,
-                modes: vec![Mode::Text],
-                ranks: Default::default(),
-                tier: None,
-                why: Vec::new(),
-                context: String::new(),
-                snippet: "x".into(),
-                snippet_line: 3,
-                text: None,
+                ..line_hit("/home/ada/notes/paper.pdf", 3)
             }]),
         );
         assert!(render(&app, 100, 30).contains("paper.pdf:3-3 (page 2)"));
@@ -805,27 +813,7 @@ mod tests {
         let mut app = app(Phase::Watching);
         app.on_key(key(KeyCode::Char('/')));
         app.on_key(key(KeyCode::Char('x')));
-        app.set_results(
-            "x".into(),
-            Ok(vec![Hit {
-                path: "s3://kb/docs/x.md".into(),
-                start_line: 1,
-                end_line: 1,
-                page: None,
-                cell: None,
-                paragraph: None,
-                chapter: None,
-                score: 1.0,
-                modes: vec![Mode::Text],
-                ranks: Default::default(),
-                tier: None,
-                why: Vec::new(),
-                context: String::new(),
-                snippet: "x".into(),
-                snippet_line: 1,
-                text: None,
-            }]),
-        );
+        app.set_results("x".into(), Ok(vec![line_hit("s3://kb/docs/x.md", 1)]));
         assert_eq!(app.on_key(key(KeyCode::Enter)), Action::None);
         assert!(render(&app, 100, 30).contains("no local file to open"));
     }
