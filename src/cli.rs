@@ -135,8 +135,8 @@ pub enum Command {
         /// Words or a question
         query: String,
         /// Ranking: BM25, embeddings, or both fused with RRF
-        #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
-        mode: Mode,
+        #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
+        mode: SearchMode,
         /// Maximum number of hits
         #[arg(long, default_value_t = 10)]
         limit: usize,
@@ -272,5 +272,23 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+}
+
+/// `--mode`: how to rank (see [`Mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchMode {
+    Hybrid,
+    Text,
+    Semantic,
+}
+
+impl From<SearchMode> for Mode {
+    fn from(mode: SearchMode) -> Self {
+        match mode {
+            SearchMode::Hybrid => Mode::Hybrid,
+            SearchMode::Text => Mode::Text,
+            SearchMode::Semantic => Mode::Semantic,
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::cli::Cli;
-use crate::model::{self, ModelFiles};
+use crate::model;
 
 /// The default index directory: `$XDG_DATA_HOME/vigil/index`.
 pub fn default_index_dir() -> PathBuf {
@@ -25,15 +25,6 @@ pub fn embed_tiers(cli: &Cli, file: &ConfigFile) -> EmbedTiers {
         .map(EmbedTiers::from)
         .or(file.embed)
         .unwrap_or_default()
-}
-
-/// The models of this invocation, by tier.
-#[derive(Debug, Clone, Default)]
-pub struct Models {
-    /// The transformer, when its tier runs.
-    pub transformer: Option<ModelFiles>,
-    /// The static model's directory, when its tier runs.
-    pub static_dir: Option<PathBuf>,
 }
 
 /// The models of this invocation: none with `--no-embed` or `embeddings = false`; else the
@@ -69,7 +60,7 @@ pub fn index_exists(dir: &Path) -> bool {
     dir.join("index.redb").is_file()
 }
 
-pub use crate::settings::{DocumentLimits, EmbedBudget, EmbedTiers, Retention, RootSpec};
+pub use crate::settings::{DocumentLimits, EmbedBudget, EmbedTiers, Models, Retention, RootSpec};
 
 /// A size in the config file: bytes, or a string such as "10M".
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

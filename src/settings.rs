@@ -132,3 +132,12 @@ impl Default for DocumentLimits {
         }
     }
 }
+
+/// The models an invocation uses, by tier (`None`: the tier does not run).
+#[derive(Debug, Clone, Default)]
+pub struct Models {
+    /// The transformer, when its tier runs.
+    pub transformer: Option<crate::model::ModelFiles>,
+    /// The static model's directory, when its tier runs.
+    pub static_dir: Option<std::path::PathBuf>,
+}

@@ -1,8 +1,8 @@
 //! verify: does the index equal the disk, right now?
 //!
-//! Walks the stored roots with the stored filters, reads and hashes every file, re-chunks it,
-//! and compares with the store, the text index, the vector index and the history. Every
-//! difference is reported by path and kind.
+//! Walks the stored roots with the stored filters, reads and hashes every file, judges it as
+//! the engine does (`pipeline::prepare`), and compares with the store, the text index, the
+//! vector index and the history. Every difference is reported by path and kind.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -14,9 +14,11 @@ use crate::engine::stored_settings;
 use crate::index::text::TextIndex;
 use crate::index::vector::VectorIndex;
 use crate::pipeline::chunk::Chunker;
-use crate::pipeline::extract::{DocumentLimits, ExtractError};
+use crate::pipeline::extract::DocumentLimits;
 use crate::pipeline::hash::{FileContent, ReadError, decode, read_file};
+use crate::pipeline::prepare::{Prepared, prepare};
 use crate::records::{ChangeKind, FileRecord, FileState, key_display, path_key};
+use crate::s3::Download;
 use crate::scan::{Found, Scanner};
 use crate::settings::Tier;
 use crate::store::Store;
@@ -92,27 +94,27 @@ fn expected(
     })
 }
 
-/// What read (or downloaded) content should be recorded as; `None` when it vanished.
+/// What read (or downloaded) content should be recorded as (the engine's own judgement,
+/// [`prepare`]); `None` when it vanished.
 fn expected_content(
     path: &Path,
     read: Result<FileContent, ReadError>,
     chunker: &Chunker,
     documents: DocumentLimits,
 ) -> Option<Expected> {
-    Some(match read {
-        Ok(c) => match chunker.chunk_body(path, &c.body, documents) {
-            Ok(chunks) => Expected::Indexed {
-                hash: hex::encode(c.hash),
-                chunk_hashes: chunks.iter().map(|ch| ch.hash).collect(),
-            },
-            Err(e @ ExtractError::TooMuchText { .. }) => Expected::Skipped(e.to_string()),
-            Err(e) => Expected::Failed(e.to_string()),
+    Some(match prepare(path, read, chunker, documents, None) {
+        Prepared::Vanished => return None,
+        Prepared::Chunked { hash, chunks, .. } => Expected::Indexed {
+            hash: hex::encode(hash),
+            chunk_hashes: chunks.iter().map(|ch| ch.hash).collect(),
         },
-        Err(ReadError::Binary { .. }) => Expected::Skipped("binary content".into()),
-        Err(e @ ReadError::TooLarge { .. }) => Expected::Skipped(e.to_string()),
-        // Vanished between the walk and the read: not a difference of the index.
-        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(ReadError::Io(e)) => Expected::Failed(e.to_string()),
+        // Not asked for: `indexed` is `None`.
+        Prepared::Unchanged { hash, .. } => Expected::Indexed {
+            hash: hex::encode(hash),
+            chunk_hashes: Vec::new(),
+        },
+        Prepared::Skipped { reason, .. } => Expected::Skipped(reason),
+        Prepared::Failed { reason, .. } => Expected::Failed(reason),
     })
 }
 
@@ -133,30 +135,29 @@ fn verify_remote(
     documents: DocumentLimits,
 ) -> Result<()> {
     use futures::StreamExt;
-    use object_store::ObjectStoreExt;
     let remote = crate::s3::Remote::connect(root, options)?;
     let limit = scanner.max_file_size();
     let name = root.display();
-    let client = &remote.client;
     // Downloads `meta` (never more than the limit) and says what its record should be;
     // `None` when it vanished since the listing.
-    let expect = |path: std::path::PathBuf, meta: object_store::ObjectMeta| async move {
-        if meta.size > limit {
-            return Some(Expected::Skipped(format!(
-                "larger than the size limit ({} bytes > {limit} bytes)",
-                meta.size
-            )));
-        }
-        match client.get(&meta.location).await {
-            Ok(got) => match got.bytes().await {
-                Ok(bytes) => {
-                    let read = decode(&path, bytes.to_vec(), limit);
-                    expected_content(&path, read, chunker, documents)
+    let expect = |path: std::path::PathBuf, meta: object_store::ObjectMeta| {
+        let remote = &remote;
+        async move {
+            if meta.size > limit {
+                return Some(Expected::Skipped(format!(
+                    "larger than the size limit ({} bytes > {limit} bytes)",
+                    meta.size
+                )));
+            }
+            match remote.download(&meta).await {
+                Download::Bytes { bytes, .. } => {
+                    expected_content(&path, decode(&path, bytes, limit), chunker, documents)
                 }
-                Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
-            },
-            Err(object_store::Error::NotFound { .. }) => None,
-            Err(e) => Some(Expected::Failed(crate::s3::describe(&e))),
+                Download::Vanished => None,
+                Download::Refused(reason) | Download::Failed(reason) => {
+                    Some(Expected::Failed(reason))
+                }
+            }
         }
     };
     remote.block_on(async {

@@ -12,51 +12,14 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 use super::Engine;
-use super::reconcile::{Batch, Outcome, ReconcileStats, ToRead, content_outcome};
+use super::apply::{Batch, Outcome};
+use super::reconcile::{ReconcileStats, ToRead, content_outcome};
 use crate::metrics::Metrics;
 use crate::pipeline::hash::decode;
 use crate::records::{FileRecord, FileState, key_display};
-use crate::s3::Remote;
-use crate::s3::poll::{ObjectChange, Poll, PollError, PollStats};
+use crate::s3::poll::ObjectChange;
 
 impl Engine {
-    /// Polls one object-storage root on this thread and applies its changes directly (the
-    /// one-shot `index`; `watch` polls on poller threads instead). A stop request ends the
-    /// poll like a reconcile between slices. Adds what was applied to `totals`.
-    ///
-    /// Errors: see [`Poll::run`].
-    pub fn poll_now(
-        &mut self,
-        remote: &Remote,
-        totals: &mut ReconcileStats,
-    ) -> Result<PollStats, PollError> {
-        let (store, scanner, metrics, status) = (
-            self.store.clone(),
-            self.scanner.clone(),
-            self.metrics.clone(),
-            self.status.clone(),
-        );
-        let cancel = self.cancel.clone();
-        let stop = || cancel.load(std::sync::atomic::Ordering::Acquire);
-        let mut apply = |changes| {
-            totals.add(&self.apply_objects(changes)?);
-            Ok(())
-        };
-        let poll = Poll {
-            remote,
-            store: &store,
-            scanner: &scanner,
-            metrics: &metrics,
-            status: &status,
-        };
-        let result = poll.run(&mut apply, &stop);
-        if let Ok(polled) = &result {
-            totals.scanned += polled.listed;
-            totals.unchanged += polled.unchanged;
-        }
-        result
-    }
-
     /// Applies one batch of object changes as one committed batch. A broken object is
     /// recorded as skipped or failed and never stops the others.
     ///

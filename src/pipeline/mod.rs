@@ -1,9 +1,16 @@
 //! pipeline: turn a changed file into searchable pieces.
 //!
-//! `hash` reads a file and fingerprints it, `extract` turns a document (PDF, notebook,
-//! HTML) into text in a bounded child process, `chunk` splits its text into pieces that fit the
-//! model (with `context`: where each piece sits among the file's definitions), `embed` (transformer) and `embed_static` (a static model `distil` makes from it) turn chunk texts into vectors. Each stage is a pure function of its input;
-//! the engine decides what runs and stores the results.
+//! - `hash` reads a file and fingerprints it;
+//! - `extract` turns a document (PDF, notebook, HTML, Word, OpenDocument, EPUB) into text in
+//!   a bounded child process;
+//! - `chunk` splits text into pieces that fit the model, with `context`: where each piece
+//!   sits among the file's definitions;
+//! - `prepare` judges read content: its chunks, or why it is skipped or failed;
+//! - `embed` (transformer) and `embed_static` (a static model `distil` makes from it) turn
+//!   chunk texts into vectors.
+//!
+//! Each stage is a pure function of its input; the engine decides what runs and stores the
+//! results.
 
 pub mod chunk;
 pub mod context;
@@ -12,4 +19,5 @@ pub mod embed;
 pub mod embed_static;
 pub mod extract;
 pub mod hash;
+pub mod prepare;
 pub mod tokens;

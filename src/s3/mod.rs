@@ -254,11 +254,52 @@ impl Remote {
         self.runtime.block_on(f)
     }
 
+    /// Downloads one listed object whole (the one download path of polls and `verify`).
+    /// Never fails: what went wrong is part of the answer.
+    pub async fn download(&self, meta: &object_store::ObjectMeta) -> Download {
+        use object_store::ObjectStoreExt;
+        match self.client.get(&meta.location).await {
+            Ok(got) => {
+                let meta = got.meta.clone();
+                match got.bytes().await {
+                    Ok(bytes) => Download::Bytes {
+                        meta,
+                        bytes: bytes.to_vec(),
+                    },
+                    Err(e) => Download::Failed(describe(&e)),
+                }
+            }
+            Err(object_store::Error::NotFound { .. }) => Download::Vanished,
+            Err(
+                e @ (object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }),
+            ) => Download::Refused(describe(&e)),
+            Err(e) => Download::Failed(describe(&e)),
+        }
+    }
+
     /// The listing prefix, `None` for the whole bucket.
     pub fn prefix(&self) -> Option<object_store::path::Path> {
         (!self.url.prefix.is_empty())
             .then(|| object_store::path::Path::from(self.url.prefix.as_str()))
     }
+}
+
+/// What downloading one listed object gave.
+#[derive(Debug)]
+pub enum Download {
+    /// Its bytes, with its metadata as of the download.
+    Bytes {
+        meta: object_store::ObjectMeta,
+        bytes: Vec<u8>,
+    },
+    /// Deleted between the listing and the download.
+    Vanished,
+    /// Refused to us (permission, authentication): this object's own problem, described
+    /// and redacted.
+    Refused(String),
+    /// A failure that may pass (network, 5xx), described and redacted.
+    Failed(String),
 }
 
 /// The objects under a root, in key order, without "folder markers".

@@ -23,10 +23,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use futures::StreamExt;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::ObjectMeta;
 use serde::Serialize;
 
-use super::{Remote, describe};
+use super::{Download, Remote};
 use crate::metrics::Metrics;
 use crate::records::{FileRecord, FileState, Seen, key_display, now_ms};
 use crate::scan::Scanner;
@@ -293,34 +293,22 @@ impl Pending {
         let fetch = std::mem::take(&mut self.fetch);
         self.bytes = 0;
         let (remote, metrics) = (poll.remote, poll.metrics);
-        let client = &remote.client;
         let mut downloads = futures::stream::iter(fetch)
             .map(|(key, meta)| async move {
-                let got = client.get(&meta.location).await;
-                match got {
-                    Ok(result) => {
-                        let seen = seen(&result.meta);
-                        match result.bytes().await {
-                            Ok(bytes) => Ok(ObjectChange::Content {
-                                key,
-                                seen,
-                                bytes: bytes.to_vec(),
-                            }),
-                            Err(e) => Err(describe(&e)),
-                        }
-                    }
-                    // Deleted between the listing and the download.
-                    Err(object_store::Error::NotFound { .. }) => Ok(ObjectChange::Deleted { key }),
-                    // This object's own problem: recorded as failed, the others go on.
-                    Err(
-                        e @ (object_store::Error::PermissionDenied { .. }
-                        | object_store::Error::Unauthenticated { .. }),
-                    ) => Ok(ObjectChange::Failed {
+                match remote.download(&meta).await {
+                    Download::Bytes { meta, bytes } => Ok(ObjectChange::Content {
                         key,
                         seen: seen(&meta),
-                        reason: describe(&e),
+                        bytes,
                     }),
-                    Err(e) => Err(describe(&e)),
+                    Download::Vanished => Ok(ObjectChange::Deleted { key }),
+                    // This object's own problem: recorded as failed, the others go on.
+                    Download::Refused(reason) => Ok(ObjectChange::Failed {
+                        key,
+                        seen: seen(&meta),
+                        reason,
+                    }),
+                    Download::Failed(e) => Err(e),
                 }
             })
             .buffer_unordered(remote.options.downloads.max(1));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::Remote;
-use super::poll::{ObjectChange, Poll, PollError, update};
+use super::poll::{ObjectChange, Poll, PollError, PollStats, update};
 use crate::metrics::Metrics;
 use crate::records::{key_display, now_ms};
 use crate::scan::Scanner;
@@ -52,10 +52,19 @@ pub struct PollerContext {
     pub shutdown: crossbeam_channel::Receiver<()>,
     /// Told once, when the first poll has ended (well or not): the initial reconcile of
     /// this root is over.
-    pub first_done: crossbeam_channel::Sender<()>,
+    pub first_done: crossbeam_channel::Sender<FirstPoll>,
     /// Requests to poll now (a `sync`); each is answered when a poll that began after it has
     /// ended: `Ok`, or why the poll failed.
     pub poll_now: crossbeam_channel::Receiver<PollNow>,
+}
+
+/// How a root's first poll ended.
+#[derive(Debug)]
+pub struct FirstPoll {
+    /// The root, as `s3://bucket/prefix`.
+    pub root: String,
+    /// What the poll did, or why it failed (redacted).
+    pub outcome: std::result::Result<PollStats, String>,
 }
 
 /// A request to poll now, answered when a poll that began after it has ended.
@@ -113,12 +122,13 @@ pub fn spawn(remote: Remote, ctx: PollerContext) -> Result<std::thread::JoinHand
                     metrics: &ctx.metrics,
                     status: &ctx.status,
                 };
-                match poll.run(&mut apply, &stop) {
-                    Ok(_) => {
+                let outcome = match poll.run(&mut apply, &stop) {
+                    Ok(stats) => {
                         failures = 0;
                         for reply in answering {
                             let _ = reply.send(Ok(()));
                         }
+                        Ok(stats)
                     }
                     Err(PollError::Remote(e)) => {
                         failures += 1;
@@ -126,16 +136,20 @@ pub fn spawn(remote: Remote, ctx: PollerContext) -> Result<std::thread::JoinHand
                         for reply in answering {
                             let _ = reply.send(Err(format!("{root}: the poll failed: {e}")));
                         }
+                        Err(e)
                     }
                     Err(PollError::Stopped) => return,
                     Err(PollError::Index(e)) => {
                         tracing::debug!(root = %root, "poller stops: {e:#}");
                         return;
                     }
-                }
+                };
                 if first {
                     first = false;
-                    let _ = ctx.first_done.send(());
+                    let _ = ctx.first_done.send(FirstPoll {
+                        root: root.clone(),
+                        outcome,
+                    });
                 }
             }
         })?;

@@ -8,27 +8,30 @@
 //! at least 50, plus the chunks that define a queried name) → `rank::fuse` (weighted RRF) →
 //! `--path` filter → `rank::shape` (definition boost, demotion, per-file limit) → hits with snippets, each with its rank in each list and why it moved.
 
+mod demote;
+mod embedder;
 pub mod query;
 pub mod rank;
+mod request;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use globset::{GlobBuilder, GlobMatcher};
-use serde::{Deserialize, Serialize};
 
 use crate::index::text::{FieldWeights, TextIndex, TextQuery};
 use crate::index::vector::VectorIndex;
-use crate::model::ModelFiles;
-use crate::pipeline::embed::{Embedder, Load};
 use crate::pipeline::embed_static::StaticEmbedder;
 use crate::pipeline::extract::Location;
 use crate::settings::Tier;
 use crate::store::Store;
 
+pub use demote::demotion;
+pub use embedder::QueryEmbedder;
 pub use query::{AnalyzedQuery, QueryKind, analyze_query};
 pub use rank::{DEFAULT_PER_FILE, Features, RRF_K};
+pub use request::{Hit, Mode, QueryError, Ranks, SearchRequest, SearchResponse};
 
 /// Lines of a chunk shown as its snippet.
 const SNIPPET_LINES: usize = 6;
@@ -38,153 +41,6 @@ const CANDIDATES_PER_HIT: usize = 5;
 const MIN_CANDIDATES: usize = 50;
 /// Definitions of a queried name added as candidates, at most.
 const DEFINITION_CANDIDATES: usize = 20;
-
-/// How to rank.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    #[default]
-    Hybrid,
-    Text,
-    Semantic,
-}
-
-/// A search as the CLI, the socket and the dashboard ask it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SearchRequest {
-    pub query: String,
-    pub mode: Mode,
-    pub limit: usize,
-    /// Glob on the absolute path; a relative glob matches at any depth (`*.rs`, `src/**`).
-    pub path: Option<String>,
-    /// Also return each hit's whole chunk text (the dashboard's preview).
-    #[serde(default)]
-    pub include_text: bool,
-    /// At most this many chunks of one file (default [`DEFAULT_PER_FILE`]).
-    #[serde(default)]
-    pub per_file: Option<usize>,
-    /// Rank tests, examples, benches, vendored, generated and minified files like the rest
-    /// (by default they are demoted).
-    #[serde(default)]
-    pub no_demote: bool,
-    /// Before searching, wait until every change made before the call is applied (cookie
-    /// sync; only a watcher can).
-    #[serde(default)]
-    pub sync: bool,
-}
-
-impl SearchRequest {
-    /// A request with the defaults: no path filter, no text, default per-file limit.
-    pub fn new(query: impl Into<String>, mode: Mode, limit: usize) -> Self {
-        Self {
-            query: query.into(),
-            mode,
-            limit,
-            path: None,
-            include_text: false,
-            per_file: None,
-            no_demote: false,
-            sync: false,
-        }
-    }
-}
-
-/// The 1-based rank of a hit in each ranking it was found by.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ranks {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub semantic: Option<u32>,
-}
-
-/// One matching chunk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Hit {
-    pub path: String,
-    /// 1-based, inclusive; in a document (PDF, notebook, HTML), lines of its extracted text.
-    pub start_line: u32,
-    pub end_line: u32,
-    /// The 1-based page of a PDF the chunk lies on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page: Option<u32>,
-    /// The 1-based cell of a notebook the chunk lies in (every cell counted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cell: Option<u32>,
-    /// The 1-based paragraph of a Word or OpenDocument file where the chunk starts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paragraph: Option<u32>,
-    /// The 1-based chapter of an EPUB book the chunk lies in (reading order).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chapter: Option<u32>,
-    /// The final ranking score, higher is better: fused RRF (≈ 0.008–0.017 for a chunk found
-    /// by one or both lists) after shaping; comparable within one answer only.
-    pub score: f32,
-    /// The modes whose ranking contained this chunk.
-    pub modes: Vec<Mode>,
-    /// Its rank in each list before fusion.
-    #[serde(default)]
-    pub ranks: Ranks,
-    /// Which embedding tier's vector ranked it by meaning (`transformer` where the chunk has
-    /// one, else `static`), when the semantic ranking found it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<Tier>,
-    /// What moved its score after fusion (`defines parse_args`, `test ×0.3`, …).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub why: Vec<String>,
-    /// The definitions enclosing the chunk (`file › class … › def …`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub context: String,
-    /// Up to six lines of the chunk, starting at the first line that contains a query word.
-    pub snippet: String,
-    /// Line number of the first snippet line.
-    pub snippet_line: u32,
-    /// The whole chunk, when the request asked for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-}
-
-impl Hit {
-    /// Where in its document the hit lies, for display: " (page 3)", " (cell 5)",
-    /// " (paragraph 12)", " (chapter 2)", or "".
-    pub fn location_suffix(&self) -> String {
-        let named = [
-            ("page", self.page),
-            ("cell", self.cell),
-            ("paragraph", self.paragraph),
-            ("chapter", self.chapter),
-        ];
-        named
-            .iter()
-            .find_map(|(name, n)| n.map(|n| format!(" ({name} {n})")))
-            .unwrap_or_default()
-    }
-}
-
-/// The answer to a [`SearchRequest`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SearchResponse {
-    pub hits: Vec<Hit>,
-    /// Why a mode could not be used (e.g. text-only index), if any.
-    pub warnings: Vec<String>,
-    /// How the query was read: `symbol`, `path` or `natural`.
-    #[serde(default)]
-    pub query_kind: String,
-    /// How current the answer is (set by whoever answers: a watcher, or the CLI itself).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub freshness: Option<crate::status::Freshness>,
-    /// Text hashes of the hits ranked by the static tier: the watcher embeds them with the
-    /// transformer next (files that appear in results go first). Not sent to clients.
-    #[serde(skip)]
-    pub static_texts: Vec<[u8; 32]>,
-}
-
-/// A search the index cannot answer as asked (an invalid glob, a search by meaning without
-/// embeddings): for the asker to change, not a failure of the index. The HTTP API answers it
-/// with 400.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct QueryError(pub String);
 
 /// The static embedding tier as search uses it: its model (for queries) and its HNSW graph.
 #[derive(Clone)]
@@ -204,101 +60,6 @@ pub struct Searcher {
     query: QueryEmbedder,
     features: Features,
     weights: FieldWeights,
-}
-
-/// The model that turns queries into vectors: one per process, shared by every surface (CLI,
-/// socket and TCP API, dashboard), loaded once. Separate from the indexing embedder, so a
-/// query never waits behind a batch.
-#[derive(Clone)]
-pub struct QueryEmbedder {
-    model: Option<ModelFiles>,
-    how: Load,
-    loaded: Arc<Mutex<Option<Embedder>>>,
-    /// A load started by [`Self::load_in_background`]; joined when the last clone drops,
-    /// so a process never exits while ONNX Runtime is half-way through loading.
-    loading: Arc<Loading>,
-}
-
-#[derive(Default)]
-struct Loading(Mutex<Option<std::thread::JoinHandle<()>>>);
-
-impl Drop for Loading {
-    fn drop(&mut self) {
-        let handle = self.0.get_mut().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
-    }
-}
-
-impl QueryEmbedder {
-    /// A query embedder for `model` (`None`: text-only), loaded on first use or by
-    /// [`Self::warm_up`].
-    pub fn new(model: Option<ModelFiles>, how: Load) -> Self {
-        Self {
-            model,
-            how,
-            loaded: Arc::default(),
-            loading: Arc::default(),
-        }
-    }
-
-    /// Starts loading the model on another thread and returns at once, so a one-query
-    /// process opens its index and runs the text search meanwhile; [`Self::embed`] then
-    /// waits for the load instead of starting one. A failed load is not kept: `embed`
-    /// tries again and reports the error.
-    pub fn load_in_background(&self) {
-        let Some(model) = self.model.clone() else {
-            return;
-        };
-        let (how, loaded) = (self.how, self.loaded.clone());
-        let mut slot = self.loading.0.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_some() {
-            return;
-        }
-        // The lock on `loaded` is taken before this returns, so `embed` waits for this load.
-        let (started, wait) = std::sync::mpsc::channel::<()>();
-        *slot = Some(std::thread::spawn(move || {
-            let mut guard = loaded.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = started.send(());
-            if guard.is_none() {
-                match Embedder::load_for(&model, how) {
-                    Ok(e) => *guard = Some(e),
-                    Err(e) => tracing::debug!("loading the query model: {e:#}"),
-                }
-            }
-        }));
-        let _ = wait.recv();
-    }
-
-    /// Loads the model now, so the first query does not wait for it (~0.3 s).
-    ///
-    /// Errors: as [`Embedder::load`].
-    pub fn warm_up(&self) -> Result<()> {
-        self.with(|_| Ok(()))
-    }
-
-    /// The vector of one query (dims of the model, L2-normalised).
-    ///
-    /// Errors: no model; the model cannot be loaded or run.
-    pub fn embed(&self, query: &str) -> Result<Vec<f32>> {
-        self.with(|e| {
-            e.embed(&[query])?
-                .pop()
-                .context("the model returned no vector")
-        })
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Embedder) -> Result<T>) -> Result<T> {
-        let Some(model) = &self.model else {
-            return Err(QueryError("no embedding model available".into()).into());
-        };
-        let mut guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(Embedder::load_for(model, self.how)?);
-        }
-        f(guard.as_mut().context("embedder loaded above")?)
-    }
 }
 
 impl Searcher {
@@ -576,67 +337,6 @@ impl Searcher {
     }
 }
 
-/// Directory names whose files are demoted, and why.
-const DEMOTED_DIRS: &[(&str, &str)] = &[
-    ("test", "test"),
-    ("tests", "test"),
-    ("__tests__", "test"),
-    ("spec", "test"),
-    ("specs", "test"),
-    ("testing", "test"),
-    ("testdata", "test"),
-    ("example", "example"),
-    ("examples", "example"),
-    ("demo", "example"),
-    ("demos", "example"),
-    ("docs_src", "example"),
-    ("bench", "bench"),
-    ("benches", "bench"),
-    ("benchmarks", "bench"),
-    ("vendor", "vendored"),
-    ("vendored", "vendored"),
-    ("_vendor", "vendored"),
-    ("third_party", "vendored"),
-    ("node_modules", "vendored"),
-];
-
-/// Why a path is demoted (test, example, bench, vendored, generated, minified), if it is.
-/// Judged by directory names and file-name conventions of the common languages.
-pub fn demotion(path: &str) -> Option<&'static str> {
-    let mut parts = path.rsplit('/');
-    let name = parts.next().unwrap_or(path);
-    for dir in parts {
-        if let Some((_, why)) = DEMOTED_DIRS.iter().find(|(d, _)| *d == dir) {
-            return Some(why);
-        }
-    }
-    let lower = name.to_ascii_lowercase();
-    let stem = lower.split('.').next().unwrap_or(&lower);
-    if stem.starts_with("test_")
-        || stem.ends_with("_test")
-        || stem.ends_with("_tests")
-        || stem.ends_with("_spec")
-        || lower.contains(".test.")
-        || lower.contains(".spec.")
-        || stem == "conftest"
-        || stem == "tests"
-    {
-        return Some("test");
-    }
-    if lower.contains(".min.") {
-        return Some("minified");
-    }
-    if lower.ends_with(".d.ts")
-        || lower.ends_with("_pb2.py")
-        || lower.ends_with(".pb.go")
-        || lower.contains(".generated.")
-        || lower.contains("_generated.")
-    {
-        return Some("generated");
-    }
-    None
-}
-
 /// Compiles a `--path` glob; a relative glob may match at any depth.
 ///
 /// Errors: the glob is malformed (the message quotes it).
@@ -681,18 +381,6 @@ fn snippet(text: &str, start_line: u32, query: &str) -> (u32, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tests_examples_and_generated_files_are_demoted() {
-        assert_eq!(demotion("/p/tests/test_core.py"), Some("test"));
-        assert_eq!(demotion("/p/src/core_test.go"), Some("test"));
-        assert_eq!(demotion("/p/src/app.spec.ts"), Some("test"));
-        assert_eq!(demotion("/p/examples/basic.rs"), Some("example"));
-        assert_eq!(demotion("/p/dist/app.min.js"), Some("minified"));
-        assert_eq!(demotion("/p/types/index.d.ts"), Some("generated"));
-        assert_eq!(demotion("/p/src/testing_utils.py"), None);
-        assert_eq!(demotion("/p/src/core.py"), None);
-    }
 
     #[test]
     fn relative_globs_match_at_any_depth() {

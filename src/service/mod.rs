@@ -4,15 +4,14 @@
 //! batches and feeds the embedding worker, until told to stop. Whoever started it (headless
 //! main thread, or the dashboard) only talks to it through channels and the status cell.
 
+mod changes;
 pub mod cookie;
-mod embed_worker;
-mod pollers;
 mod signals;
 mod watchdog;
 
-use embed_worker::{EmbedResult, EmbedWorker};
-use pollers::Pollers;
 pub use signals::{Signals, signal_channel, supervise_reloads};
+
+use changes::{apply_changes, poll_ticker, reload, rewatch};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,8 +26,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 use std::path::PathBuf;
 
 use crate::config::Settings;
-use crate::engine::{Engine, ReconcileStats};
-use crate::pipeline::embed::EMBED_WINDOW;
+use crate::engine::{EmbedResult, EmbedWorker, Engine, Priority, ReconcileStats};
 use crate::records::HistoryRow;
 use crate::status::{Phase, StatusCell};
 use crate::watch;
@@ -171,10 +169,9 @@ fn run(
     }
     // Buckets are polled on their own threads: a slow or unreachable one never holds up the
     // folders. The initial reconcile (and READY=1) ends when each has been polled once.
-    let mut pollers = Pollers::start(engine, cookies)?;
-    let embed = EmbedWorker::start(engine)?;
+    let mut pollers = start_pollers(engine, cookies)?;
+    let mut embed = EmbedWorker::start(engine, Priority::Background)?;
     let heartbeat = engine.heartbeat();
-    let mut in_flight = false;
     engine.collect_garbage()?;
     let gc_tick = crossbeam_channel::tick(crate::engine::GC_INTERVAL);
     let mut poll_tick = poll_ticker(&watcher);
@@ -202,21 +199,17 @@ fn run(
         } else {
             crossbeam_channel::after(ROOT_RECHECK)
         };
-        if let Some(worker) = &embed
-            && !in_flight
-            && engine.embeddings_pending() > 0
-        {
-            let jobs = engine.next_embed_jobs(EMBED_WINDOW)?;
-            in_flight = !jobs.is_empty() && worker.jobs.send(jobs).is_ok();
+        if let Some(worker) = &mut embed {
+            worker.feed(engine)?;
         }
         // Embedding paused after a failure: wake when it may run again.
-        let embed_resume = match engine.embed_resumes_at() {
-            Some(t) if embed.is_some() && !in_flight => crossbeam_channel::at(t),
+        let embed_resume = match (&embed, engine.embed_resumes_at()) {
+            (Some(worker), Some(t)) if !worker.is_busy() => crossbeam_channel::at(t),
             _ => crossbeam_channel::never(),
         };
         let done = embed
             .as_ref()
-            .map(|w| w.done.clone())
+            .map(EmbedWorker::results)
             .unwrap_or_else(crossbeam_channel::never);
         // Idle while waiting: the watchdog is fed whatever the wait; once awake, only while
         // the work advances.
@@ -262,13 +255,9 @@ fn run(
                 notify_status(engine);
             }
             Wake::Embedded(None) => bail!("the embedding worker stopped"),
-            Wake::Embedded(Some((hashes, result))) => {
-                in_flight = false;
-                match result {
-                    Ok(vectors) => {
-                        engine.apply_embeddings(hashes.into_iter().zip(vectors).collect())?
-                    }
-                    Err(why) => engine.embeddings_failed(&hashes, &why),
+            Wake::Embedded(Some(result)) => {
+                if let Some(worker) = &mut embed {
+                    worker.settle(engine, result)?;
                 }
                 notify_status(engine);
             }
@@ -279,7 +268,7 @@ fn run(
                 mode = settings.watch_mode();
                 drop(pollers);
                 (watcher, changes) = reload(engine, watcher, changes, *settings)?;
-                pollers = Pollers::start(engine, cookies)?;
+                pollers = start_pollers(engine, cookies)?;
                 poll_tick = poll_ticker(&watcher);
                 if engine.is_live() {
                     notify_ready(engine);
@@ -357,65 +346,17 @@ enum Wake {
     RecheckRoots,
 }
 
-/// Applies new settings: the engine's roots and filters, then new watches, then a reconcile
-/// of every root so that added roots are indexed and changed filters take effect.
-fn reload(
-    engine: &mut Engine,
-    old: watch::Watcher,
-    old_changes: Receiver<watch::WatchBatch>,
-    settings: Settings,
-) -> Result<(watch::Watcher, Receiver<watch::WatchBatch>)> {
-    tracing::info!(roots = ?settings.roots.iter().map(|r| &r.path).collect::<Vec<_>>(), "reloading the configuration");
-    engine.reconfigure(&settings.roots, settings.max_file_size, &settings.s3)?;
-    engine.set_retention(settings.retention);
-    let remotes: Vec<String> = engine
-        .remote_roots()
-        .iter()
-        .map(|r| r.to_string_lossy().into_owned())
-        .collect();
-    engine
-        .status()
-        .update(|s| s.remotes.retain(|r| remotes.contains(&r.root)));
-    let roots = engine.roots();
-    let debounce = Duration::from_millis(settings.debounce_ms);
-    let (watcher, changes) = rewatch(engine, old, old_changes, debounce, settings.watch_mode());
-    engine.publish(Phase::Scanning);
-    let stats = engine.reconcile(&roots, &())?;
-    log_batch("reconcile after reload", &stats);
-    engine.publish(settled(engine));
-    Ok((watcher, changes))
-}
-
-/// Ticks at the polling interval when some roots are polled; never otherwise.
-fn poll_ticker(watcher: &watch::Watcher) -> Receiver<std::time::Instant> {
-    if watcher.polled().is_empty() {
-        crossbeam_channel::never()
-    } else {
-        crossbeam_channel::tick(watcher.interval())
+/// Starts the bucket roots' pollers (logging the roots that cannot be polled) and lets a
+/// sync reach them.
+///
+/// Errors: a poller thread cannot be spawned.
+fn start_pollers(engine: &Engine, cookies: &cookie::Cookies) -> Result<crate::engine::Pollers> {
+    let pollers = engine.start_pollers()?;
+    for (root, message) in &pollers.unreachable {
+        tracing::error!(root = %root, "cannot poll: {message}");
     }
-}
-
-/// New watches on the engine's current roots (the old ones stay if that fails).
-fn rewatch(
-    engine: &Engine,
-    old: watch::Watcher,
-    old_changes: Receiver<watch::WatchBatch>,
-    debounce: Duration,
-    mode: watch::Mode,
-) -> (watch::Watcher, Receiver<watch::WatchBatch>) {
-    let (watcher, changes) = match watch::start(&engine.roots(), debounce, mode) {
-        Ok(w) => {
-            drop(old);
-            w
-        }
-        Err(e) => {
-            tracing::error!("cannot watch the roots, keeping the old watches: {e:#}");
-            (old, old_changes)
-        }
-    };
-    let watches = watcher.watches();
-    engine.status().update(|s| s.watches_active = watches);
-    (watcher, changes)
+    cookies.set_buckets(pollers.poll_now.clone());
+    Ok(pollers)
 }
 
 fn notify_ready(engine: &Engine) {
@@ -446,82 +387,6 @@ fn settled(engine: &Engine) -> Phase {
     } else {
         Phase::Watching
     }
-}
-
-/// Applies one watcher delivery (plus any already queued behind it) as one reconcile.
-fn apply_changes(
-    engine: &mut Engine,
-    status: &StatusCell,
-    cookies: &cookie::Cookies,
-    first: watch::WatchBatch,
-    changes: &Receiver<watch::WatchBatch>,
-    debounce: Duration,
-) -> Result<Vec<PathBuf>> {
-    // A change is handed over at most `debounce` + one tick after its last event: once this
-    // batch is applied, everything that changed before `settled_before` is in.
-    let settled_before = crate::records::now_ms()
-        .saturating_sub((debounce + watch::tick(debounce)).as_millis() as u64);
-    let roots = engine.roots();
-    let metrics = engine.metrics();
-    let mut paths = first.paths;
-    metrics.debounced_batches.inc();
-    first.kinds.iter().for_each(|k| metrics.event(k));
-    let mut rescan = first.rescan;
-    let mut events = first.events;
-    for e in first.errors {
-        tracing::warn!("watch error: {e}");
-        metrics.error("watch");
-    }
-    while let Ok(more) = changes.try_recv() {
-        paths.extend(more.paths);
-        metrics.debounced_batches.inc();
-        more.kinds.iter().for_each(|k| metrics.event(k));
-        rescan |= more.rescan;
-        events += more.events;
-        for e in more.errors {
-            tracing::warn!("watch error: {e}");
-        }
-    }
-    let depth = paths.len() as u64;
-    status.update(|s| {
-        s.events_received += events;
-        s.queue_depth = depth;
-    });
-    if rescan {
-        tracing::warn!(
-            "the watcher lost events (queue overflow or rescan request): reconciling the roots"
-        );
-        paths = roots.clone();
-    }
-    if paths.is_empty() {
-        return Ok(Vec::new());
-    }
-    // A cookie alone needs no reconcile (it is never indexed).
-    if !rescan && paths.iter().all(|p| cookie::is_cookie(p)) {
-        cookies.note(&paths);
-        status.update(|s| s.applied_ms = s.applied_ms.max(settled_before));
-        return Ok(Vec::new());
-    }
-    // An event on a root itself means its watch is gone (deleted, moved away).
-    let dead_roots: Vec<PathBuf> = roots
-        .iter()
-        .filter(|r| paths.contains(r))
-        .cloned()
-        .collect();
-    let stats = engine.reconcile(&paths, &())?;
-    if rescan {
-        cookies.note_under(&roots);
-    } else {
-        cookies.note(&paths);
-    }
-    let waiting = changes.len() as u64;
-    status.update(|s| {
-        s.queue_depth = waiting;
-        s.applied_ms = s.applied_ms.max(settled_before);
-    });
-    log_batch("applied batch", &stats);
-    engine.publish(settled(engine));
-    Ok(dead_roots)
 }
 
 fn log_batch(what: &str, s: &ReconcileStats) {

@@ -20,6 +20,13 @@ use serde::{Deserialize, Serialize};
 use crate::records::{ChunkRecord, FileRecord, HistoryRow};
 use crate::settings::Tier;
 
+mod upkeep;
+mod vectors;
+
+pub use upkeep::{StoreCounts, TableBytes};
+use vectors::encode;
+pub use vectors::{decode_vector, encode_vector};
+
 /// Bump when the layout of any table changes; an index of another version is refused.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -35,13 +42,6 @@ const VECTORS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("vectors
 /// Text hash → static-model embedding (little-endian f16 × dims); see `pipeline::embed_static`.
 const STATIC_VECTORS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("static_vectors");
 
-/// The table holding a tier's vectors.
-fn vector_table(tier: Tier) -> TableDefinition<'static, &'static [u8; 32], &'static [u8]> {
-    match tier {
-        Tier::Transformer => VECTORS,
-        Tier::Static => STATIC_VECTORS,
-    }
-}
 /// sequence number → JSON [`HistoryRow`].
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 /// blake3 of chunk text → when (ms since the epoch) garbage collection first saw its
@@ -98,30 +98,6 @@ pub struct StoreBatch {
     pub put_static_vectors: Vec<([u8; 32], Vec<f32>)>,
     /// Value of `next_chunk_id` after this batch.
     pub next_chunk_id: u64,
-}
-
-/// Figures about the store, cheap to compute (table lengths).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct StoreCounts {
-    pub files: u64,
-    pub chunks: u64,
-    /// Transformer-tier vectors.
-    pub vectors: u64,
-    /// Static-tier vectors.
-    #[serde(default)]
-    pub static_vectors: u64,
-    pub history: u64,
-}
-
-/// Bytes of live data per table, as [`Store::table_bytes`] measures them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableBytes {
-    pub files: u64,
-    pub chunks: u64,
-    pub vectors: u64,
-    #[serde(default)]
-    pub static_vectors: u64,
-    pub history: u64,
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -410,187 +386,6 @@ impl Store {
         table.get(hash)?.map(|v| Ok(v?.value())).collect()
     }
 
-    /// Which of `hashes` already have a cached embedding of `tier`.
-    pub fn has_vectors(&self, tier: Tier, hashes: &[[u8; 32]]) -> Result<Vec<bool>> {
-        let tx = self.begin_read()?;
-        let table = tx.open_table(vector_table(tier))?;
-        hashes.iter().map(|h| Ok(table.get(h)?.is_some())).collect()
-    }
-
-    /// The cached embedding of `tier` of a chunk text, if any (f32 × dims).
-    pub fn vector(&self, tier: Tier, hash: &[u8; 32]) -> Result<Option<Vec<f32>>> {
-        let tx = self.begin_read()?;
-        let table = tx.open_table(vector_table(tier))?;
-        Ok(table.get(hash)?.map(|v| decode(tier, v.value())))
-    }
-
-    /// Calls `f(hash, vector)` for every cached embedding of `tier`.
-    pub fn for_each_vector(
-        &self,
-        tier: Tier,
-        mut f: impl FnMut(&[u8; 32], Vec<f32>),
-    ) -> Result<()> {
-        let tx = self.begin_read()?;
-        for item in tx.open_table(vector_table(tier))?.iter()? {
-            let (k, v) = item?;
-            f(k.value(), decode(tier, v.value()));
-        }
-        Ok(())
-    }
-
-    /// Stores embeddings of `tier` (a cache keyed by chunk-text hash) and bumps the
-    /// generation.
-    pub fn put_vectors(&self, tier: Tier, vectors: &[([u8; 32], Vec<f32>)]) -> Result<()> {
-        let tx = self.begin_write()?;
-        {
-            let mut table = tx.open_table(vector_table(tier))?;
-            for (hash, vector) in vectors {
-                table.insert(hash, encode(tier, vector).as_slice())?;
-            }
-            bump(&mut tx.open_table(META)?, GENERATION, 1)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Drops every cached embedding of `tier` (they belong to another model) and bumps the
-    /// generation, so an HNSW snapshot of them is never loaded again.
-    pub fn clear_vectors(&self, tier: Tier) -> Result<()> {
-        let tx = self.begin_write()?;
-        {
-            tx.delete_table(vector_table(tier))?;
-            tx.open_table(vector_table(tier))?;
-            bump(&mut tx.open_table(META)?, GENERATION, 1)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Garbage collection of embeddings (of both tiers) no chunk uses: marks newly unused
-    /// texts with `now_ms`, forgets marks of ones used again, and removes the vectors of
-    /// those unused since before `now_ms - grace_ms`. Returns (unused texts kept, removed).
-    pub fn collect_unused_vectors(&self, now_ms: u64, grace_ms: u64) -> Result<(u64, u64)> {
-        let tx = self.begin_write()?;
-        let (mut kept, mut removed) = (0, 0);
-        {
-            let mut vectors = tx.open_table(VECTORS)?;
-            let mut statics = tx.open_table(STATIC_VECTORS)?;
-            let by_hash = tx.open_multimap_table(CHUNKS_BY_HASH)?;
-            let mut unused = tx.open_table(UNUSED_VECTORS)?;
-            let mut seen: Vec<([u8; 32], Option<u64>)> = Vec::new();
-            let mut hashes = std::collections::BTreeSet::new();
-            for item in vectors.iter()?.chain(statics.iter()?) {
-                hashes.insert(*item?.0.value());
-            }
-            for hash in hashes {
-                let used = by_hash.get(&hash)?.next().is_some();
-                let since = unused.get(&hash)?.map(|v| v.value());
-                if used {
-                    if since.is_some() {
-                        seen.push((hash, None));
-                    }
-                } else {
-                    seen.push((hash, Some(since.unwrap_or(now_ms))));
-                }
-            }
-            for (hash, since) in seen {
-                match since {
-                    None => {
-                        unused.remove(&hash)?;
-                    }
-                    Some(t) if now_ms.saturating_sub(t) >= grace_ms => {
-                        vectors.remove(&hash)?;
-                        statics.remove(&hash)?;
-                        unused.remove(&hash)?;
-                        removed += 1;
-                    }
-                    Some(t) => {
-                        unused.insert(&hash, t)?;
-                        kept += 1;
-                    }
-                }
-            }
-        }
-        // No generation bump: the HNSW graph holds only vectors of live chunks, so its
-        // snapshot stays valid.
-        tx.commit()?;
-        Ok((kept, removed))
-    }
-
-    /// Removes history rows older than `min_time_ms`, and the oldest rows beyond `max_rows`.
-    /// Returns how many were removed.
-    pub fn prune_history(&self, min_time_ms: u64, max_rows: u64) -> Result<u64> {
-        let tx = self.begin_write()?;
-        let mut removed = 0;
-        {
-            let mut history = tx.open_table(HISTORY)?;
-            let excess = history.len()?.saturating_sub(max_rows);
-            let mut doomed = Vec::new();
-            for item in history.iter()? {
-                let (k, v) = item?;
-                let old = (doomed.len() as u64) < excess
-                    || from_json::<HistoryRow>(v.value(), "history")?.time_ms < min_time_ms;
-                if !old {
-                    // Rows are in time order: the rest are newer.
-                    break;
-                }
-                doomed.push(k.value());
-            }
-            for seq in doomed {
-                history.remove(&seq)?;
-                removed += 1;
-            }
-        }
-        tx.commit()?;
-        Ok(removed)
-    }
-
-    /// Compacts the file when at least half of it is free pages (after garbage collection),
-    /// so the index gives disk space back (files under 512 KiB are left alone: redb's own
-    /// floor is about that). Waits for readers to finish their call; returns
-    /// whether it compacted (`false` when little is free, or a reader holds a transaction).
-    pub fn compact_if_worthwhile(&self) -> Result<bool> {
-        let (stored, allocated) = {
-            let tx = self.begin_write()?;
-            let stats = tx.stats()?;
-            let allocated = stats.allocated_pages() * stats.page_size() as u64;
-            let stored = stats.stored_bytes() + stats.metadata_bytes();
-            tx.abort()?;
-            (stored, allocated)
-        };
-        // The file keeps the space freed inside it: that is what compaction gives back.
-        let file = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        let total = allocated.max(file);
-        tracing::debug!(stored, total, "store compaction check");
-        if total < 512 << 10 || stored * 2 > total {
-            return Ok(false);
-        }
-        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
-        let Db::Writable(db) = &mut *db else {
-            return Ok(false);
-        };
-        match db.compact() {
-            Ok(done) => Ok(done),
-            Err(redb::CompactionError::TransactionInProgress) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Bytes of live data per table (keys, values and their share of tree pages).
-    pub fn table_bytes(&self) -> Result<TableBytes> {
-        let tx = self.begin_read()?;
-        Ok(TableBytes {
-            files: tx.open_table(FILES)?.stats()?.stored_bytes(),
-            chunks: tx.open_table(CHUNKS)?.stats()?.stored_bytes()
-                + tx.open_multimap_table(CHUNKS_BY_HASH)?
-                    .stats()?
-                    .stored_bytes(),
-            vectors: tx.open_table(VECTORS)?.stats()?.stored_bytes(),
-            static_vectors: tx.open_table(STATIC_VECTORS)?.stats()?.stored_bytes(),
-            history: tx.open_table(HISTORY)?.stats()?.stored_bytes(),
-        })
-    }
-
     /// Paths left in the write-ahead intent table by an interrupted batch.
     pub fn pending(&self) -> Result<Vec<Vec<u8>>> {
         let tx = self.begin_read()?;
@@ -684,18 +479,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Table sizes.
-    pub fn counts(&self) -> Result<StoreCounts> {
-        let tx = self.begin_read()?;
-        Ok(StoreCounts {
-            files: tx.open_table(FILES)?.len()?,
-            chunks: tx.open_table(CHUNKS)?.len()?,
-            vectors: tx.open_table(VECTORS)?.len()?,
-            static_vectors: tx.open_table(STATIC_VECTORS)?.len()?,
-            history: tx.open_table(HISTORY)?.len()?,
-        })
-    }
 }
 
 /// Creates a new database beside `path` and links it into place, so a crash during
@@ -726,40 +509,4 @@ fn bump(meta: &mut redb::Table<&str, u64>, key: &str, by: u64) -> Result<u64> {
     let value = meta.get(key)?.map(|v| v.value()).unwrap_or(0) + by;
     meta.insert(key, value)?;
     Ok(value)
-}
-
-/// f32 slice → little-endian bytes.
-pub fn encode_vector(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// Little-endian bytes → f32 vector.
-pub fn decode_vector(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-/// A vector as a tier stores it: transformer vectors as f32 (4 bytes per dim), static ones
-/// as f16 (2 bytes per dim: half the store; their cosines move by < 1e-3, far below what
-/// separates two hits of a static model).
-fn encode(tier: Tier, v: &[f32]) -> Vec<u8> {
-    match tier {
-        Tier::Transformer => encode_vector(v),
-        Tier::Static => v
-            .iter()
-            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-            .collect(),
-    }
-}
-
-fn decode(tier: Tier, bytes: &[u8]) -> Vec<f32> {
-    match tier {
-        Tier::Transformer => decode_vector(bytes),
-        Tier::Static => bytes
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-    }
 }
