@@ -15,16 +15,18 @@ use std::time::{Duration, Instant};
 
 use common::{corpus_files, per_sec};
 use vigil::engine::{Engine, EngineConfig, ReconcileStats};
-use vigil::s3::{Remote, S3Options};
+use vigil::s3::S3Options;
 
-fn poll(
-    engine: &mut Engine,
-    remote: &Remote,
-) -> (ReconcileStats, vigil::s3::poll::PollStats, Duration) {
+/// One poll of the bucket root, driven as `vigil index` drives it.
+fn poll(engine: &mut Engine) -> (ReconcileStats, vigil::s3::poll::PollStats, Duration) {
     let mut stats = ReconcileStats::default();
+    let mut polled = None;
     let t = Instant::now();
-    let polled = engine.poll_now(remote, &mut stats).unwrap();
-    (stats, polled, t.elapsed())
+    let errors = engine
+        .poll_remotes_once(&mut stats, |first| polled = first.outcome.clone().ok())
+        .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    (stats, polled.expect("the root was polled"), t.elapsed())
 }
 
 fn main() {
@@ -72,9 +74,8 @@ fn main() {
             s3: options.clone(),
         })
         .unwrap();
-        let remote = Remote::connect(&root, &options).unwrap();
         let gets = server.object_gets();
-        let (stats, polled, d) = poll(&mut engine, &remote);
+        let (stats, polled, d) = poll(&mut engine);
         println!(
             "cold poll, {downloads} downloads at once: {:.2} s, {:.0} objects/s, {:.1} MiB/s ({} downloaded, {} server GETs, {} chunks)",
             d.as_secs_f64(),
@@ -88,7 +89,7 @@ fn main() {
             continue;
         }
         let (gets, lists) = (server.object_gets(), server.listings());
-        let (_, polled, d) = poll(&mut engine, &remote);
+        let (_, polled, d) = poll(&mut engine);
         println!(
             "no-op poll: {:.1} ms, {:.0} objects/s ({} unchanged, {} server GETs, {} listing requests)",
             d.as_secs_f64() * 1e3,
@@ -104,7 +105,7 @@ fn main() {
                 .map(|(k, b)| (format!("corpus/{k}"), b.clone()))
                 .collect(),
         );
-        let (stats, polled, d) = poll(&mut engine, &remote);
+        let (stats, polled, d) = poll(&mut engine);
         println!(
             "re-upload-all poll (download and hash, no re-chunk): {:.2} s, {:.1} MiB/s ({} touched, {} chunks added)",
             d.as_secs_f64(),
