@@ -1,7 +1,8 @@
 //! chunk: which pieces of this text fit the model?
 //!
-//! Splits text by structure with the `text-splitter` crate: code by syntax (tree-sitter),
-//! Markdown by sections, anything else by paragraphs, lines and sentences. With a tokenizer,
+//! Splits text by structure: code along its syntax tree (`split`, tree-sitter, one parse per
+//! file shared with the context), Markdown by sections and anything else by paragraphs,
+//! lines and sentences (the `text-splitter` crate). With a tokenizer,
 //! every chunk fits in [`MODEL_MAX_TOKENS`] tokens of the model's own tokenizer, special
 //! tokens included, because the model silently truncates longer input.
 //!
@@ -13,13 +14,14 @@
 
 use std::path::Path;
 
-use text_splitter::{ChunkConfig, ChunkSizer, CodeSplitter, MarkdownSplitter, TextSplitter};
+use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 
 use super::context::{ChunkContext, Lang, Outline};
 use super::extract::{Document, DocumentLimits, ExtractError, Location};
 use super::hash::Body;
 use super::hash::text_hash;
+use super::split::split_code;
 use super::tokens::TokenCounter;
 
 /// Longest input all-MiniLM-L6-v2 reads, in tokens, including `[CLS]` and `[SEP]`
@@ -93,7 +95,6 @@ pub struct Chunker {
     min_size: usize,
     text: TextSplitter<Sizer>,
     markdown: MarkdownSplitter<Sizer>,
-    code: Vec<(Lang, CodeSplitter<Sizer>)>,
     fingerprint: String,
 }
 
@@ -119,20 +120,10 @@ impl Chunker {
             ),
         };
         let config = || ChunkConfig::new(capacity).with_sizer(sizer.clone());
-        let code = Lang::ALL
-            .iter()
-            .filter_map(|&lang| {
-                let grammar = lang.grammar()?;
-                let splitter = CodeSplitter::new(grammar, config())
-                    .expect("bundled tree-sitter grammars match the tree-sitter version");
-                Some((lang, splitter))
-            })
-            .collect();
         Self {
             text: TextSplitter::new(config()),
             markdown: MarkdownSplitter::new(config()),
-            code,
-            fingerprint: format!("text-splitter-0.33/{fingerprint}/context-2/documents-1"),
+            fingerprint: format!("text-splitter-0.33/syntax-1/{fingerprint}/context-2/documents-1"),
             sizer,
             capacity,
             min_size,
@@ -149,15 +140,17 @@ impl Chunker {
     /// embeddings).
     pub fn chunk(&self, path: &Path, text: &str) -> Vec<Chunk> {
         let lang = Lang::of(path);
-        let pieces: Vec<(usize, &str)> = if lang == Lang::Markdown {
-            self.markdown.chunk_indices(text).collect()
-        } else if let Some((_, code)) = self.code.iter().find(|(l, _)| *l == lang) {
-            code.chunk_indices(text).collect()
-        } else {
-            self.text.chunk_indices(text).collect()
+        let tree = super::split::parse(lang, text);
+        let ranges = match &tree {
+            Some(tree) => split_code(tree, text, self.capacity, &|piece| self.sizer.size(piece)),
+            None if lang == Lang::Markdown => {
+                byte_ranges(0, self.markdown.chunk_indices(text).collect())
+            }
+            None => byte_ranges(0, self.text.chunk_indices(text).collect()),
         };
-        let ranges = self.merge_small(text, byte_ranges(0, pieces));
-        self.build(path, lang, text, ranges.into_iter().map(|r| (r, None)))
+        let ranges = self.merge_small(text, ranges);
+        let outline = Outline::of_tree(lang, text, tree.as_ref());
+        self.build(path, &outline, text, ranges.into_iter().map(|r| (r, None)))
     }
 
     /// The chunks of a file's content: text as [`Chunker::chunk`] splits it; a document's
@@ -195,14 +188,15 @@ impl Chunker {
                     .map(|r| (r, location.or_else(|| doc.location_at(r.0)))),
             );
         }
-        self.build(path, Lang::Markdown, text, located.into_iter())
+        let outline = Outline::of(Lang::Markdown, text);
+        self.build(path, &outline, text, located.into_iter())
     }
 
     /// Chunks of `text` at these byte ranges, each with its context and location.
     fn build(
         &self,
         path: &Path,
-        lang: Lang,
+        outline: &Outline,
         text: &str,
         ranges: impl Iterator<Item = ((usize, usize), Option<Location>)>,
     ) -> Vec<Chunk> {
@@ -210,7 +204,6 @@ impl Chunker {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let outline = Outline::of(lang, text);
         let lines = LineIndex::new(text);
         ranges
             .map(|((start, end), location)| {

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use tree_sitter::{Language, Node, Parser};
+use tree_sitter::{Language, Node, Tree};
 
 /// Longest header kept, in bytes (outer definitions are dropped first): the header shares
 /// the model's 256-token window with the chunk.
@@ -34,18 +34,6 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// Every language, code first.
-    pub const ALL: [Lang; 8] = [
-        Lang::Rust,
-        Lang::Python,
-        Lang::Go,
-        Lang::JavaScript,
-        Lang::TypeScript,
-        Lang::Tsx,
-        Lang::Markdown,
-        Lang::Text,
-    ];
-
     /// By the extension of `path` (case-insensitive).
     pub fn of(path: &Path) -> Lang {
         let ext = path
@@ -131,12 +119,16 @@ impl Outline {
     /// Parses `text` as `lang`; a file that fails to parse (or prose) has an empty outline,
     /// except Markdown, whose outline is its headings.
     pub fn of(lang: Lang, text: &str) -> Outline {
-        let mut defs = match lang {
-            Lang::Markdown => markdown_sections(text),
-            _ => lang
-                .grammar()
-                .map(|g| code_definitions(&g, lang, text))
-                .unwrap_or_default(),
+        Self::of_tree(lang, text, super::split::parse(lang, text).as_ref())
+    }
+
+    /// The outline of `text` from its syntax tree, already parsed as `lang` (`None`: prose,
+    /// or a parse that failed).
+    pub fn of_tree(lang: Lang, text: &str, tree: Option<&Tree>) -> Outline {
+        let mut defs = match (lang, tree) {
+            (Lang::Markdown, _) => markdown_sections(text),
+            (_, Some(tree)) => code_definitions(tree, lang, text),
+            (_, None) => Vec::new(),
         };
         defs.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         Outline { defs }
@@ -253,14 +245,7 @@ fn name_node<'t>(lang: Lang, node: Node<'t>) -> Option<Node<'t>> {
     }
 }
 
-fn code_definitions(grammar: &Language, lang: Lang, text: &str) -> Vec<Definition> {
-    let mut parser = Parser::new();
-    if parser.set_language(grammar).is_err() {
-        return Vec::new();
-    }
-    let Some(tree) = parser.parse(text, None) else {
-        return Vec::new();
-    };
+fn code_definitions(tree: &Tree, lang: Lang, text: &str) -> Vec<Definition> {
     let src = text.as_bytes();
     let mut out = Vec::new();
     let mut cursor = tree.walk();
