@@ -90,12 +90,16 @@ fn vectors_step(
     for id in change.removed {
         index.remove(*id)?;
     }
-    for (id, hash) in change.added {
-        match store.vector(tier, hash)? {
-            Some(v) => index.add(*id, &v)?,
+    let hashes: Vec<[u8; 32]> = change.added.iter().map(|(_, h)| *h).collect();
+    let vectors = store.vectors(tier, &hashes)?;
+    let mut found: Vec<(u64, &[f32])> = Vec::with_capacity(vectors.len());
+    for ((id, hash), vector) in change.added.iter().zip(&vectors) {
+        match vector {
+            Some(v) => found.push((*id, v)),
             None => missing.push(*hash),
         }
     }
+    index.add_many(&found)?;
     Ok(missing)
 }
 

@@ -127,11 +127,13 @@ impl Engine {
                 })
                 .collect();
             self.store.put_vectors(Tier::Static, &vectors)?;
+            let mut items = Vec::new();
             for (hash, vector) in &vectors {
                 for id in self.store.chunk_ids_with_hash(hash)? {
-                    index.add(id, vector)?;
+                    items.push((id, vector.as_slice()));
                 }
             }
+            index.add_many(&items)?;
         }
         tracing::info!(
             texts = missing.len(),
@@ -276,11 +278,13 @@ impl Engine {
         self.embed_queue()
             .succeeded(vectors.iter().map(|(h, _)| *h));
         if let Some(index) = &self.vectors {
+            let mut items = Vec::new();
             for (hash, vector) in &vectors {
                 for id in self.store.chunk_ids_with_hash(hash)? {
-                    index.add(id, vector)?;
+                    items.push((id, vector.as_slice()));
                 }
             }
+            index.add_many(&items)?;
         }
         let n = vectors.len() as u64;
         self.metrics.embeddings_computed.inc_by(n);
@@ -317,16 +321,28 @@ pub fn build_vector_index(store: &Store, tier: Tier) -> Result<VectorIndex> {
     let mut by_hash: std::collections::HashMap<[u8; 32], Vec<u64>> =
         std::collections::HashMap::new();
     store.for_each_chunk(|id, c| by_hash.entry(c.hash).or_default().push(id))?;
+    // Added a batch at a time, in parallel, so memory holds one batch of vectors.
+    const BATCH: usize = 4096;
+    let mut batch: Vec<(u64, Vec<f32>)> = Vec::with_capacity(BATCH);
     let mut result = Ok(());
+    let mut flush = |batch: &mut Vec<(u64, Vec<f32>)>| {
+        let items: Vec<(u64, &[f32])> = batch.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+        if result.is_ok() {
+            result = index.add_many(&items);
+        }
+        batch.clear();
+    };
     store.for_each_vector(tier, |hash, vector| {
         if let Some(ids) = by_hash.get(hash) {
             for &id in ids {
-                if result.is_ok() {
-                    result = index.add(id, &vector);
-                }
+                batch.push((id, vector.clone()));
+            }
+            if batch.len() >= BATCH {
+                flush(&mut batch);
             }
         }
     })?;
+    flush(&mut batch);
     result?;
     Ok(index)
 }

@@ -172,6 +172,37 @@ impl VectorIndex {
         index.add(chunk_id, vector).map_err(usearch_err)
     }
 
+    /// Adds (or replaces) many chunks' vectors at once, in parallel on the rayon pool: usearch
+    /// inserts concurrently once capacity is reserved (its thread contexts are reserved with
+    /// it, one per hardware thread). Searches wait for the whole batch.
+    ///
+    /// Errors: a vector of other dimensions (nothing is added then), or usearch failing.
+    pub fn add_many(&self, items: &[(u64, &[f32])]) -> Result<()> {
+        use rayon::prelude::*;
+        if let Some((_, v)) = items.iter().find(|(_, v)| v.len() != self.dims) {
+            return Err(anyhow!(
+                "vector of {} dims, index has {}",
+                v.len(),
+                self.dims
+            ));
+        }
+        let index = self.write();
+        for (id, _) in items {
+            if index.contains(*id) {
+                index.remove(*id).map_err(usearch_err)?;
+            }
+        }
+        let needed = index.size() + items.len();
+        if needed > index.capacity() {
+            index
+                .reserve(needed.max(index.capacity() * 2).max(1024))
+                .map_err(usearch_err)?;
+        }
+        items
+            .par_iter()
+            .try_for_each(|(id, v)| index.add(*id, v).map_err(usearch_err))
+    }
+
     /// Whether a chunk has a vector in the graph.
     pub fn contains(&self, chunk_id: u64) -> bool {
         self.read().contains(chunk_id)

@@ -21,6 +21,17 @@ impl Store {
         Ok(table.get(hash)?.map(|v| decode(tier, v.value())))
     }
 
+    /// The cached embeddings of `tier` of many chunk texts, in order (`None` where there is
+    /// none), read in one transaction.
+    pub fn vectors(&self, tier: Tier, hashes: &[[u8; 32]]) -> Result<Vec<Option<Vec<f32>>>> {
+        let tx = self.begin_read()?;
+        let table = tx.open_table(vector_table(tier))?;
+        hashes
+            .iter()
+            .map(|h| Ok(table.get(h)?.map(|v| decode(tier, v.value()))))
+            .collect()
+    }
+
     /// Calls `f(hash, vector)` for every cached embedding of `tier`.
     pub fn for_each_vector(
         &self,
