@@ -3,8 +3,10 @@
 //! Code is split along its syntax tree, parsed once (the same tree gives the chunk contexts,
 //! `context::Outline`). Siblings are packed greedily, in file order, while their sizes add up
 //! to at most the capacity; a node too big alone starts a new piece and is split among its
-//! children, and a leaf too big alone by lines (a line too big alone by characters). Each node is measured once and
-//! sizes are added, so a file costs one pass however many candidate pieces it has: for the
+//! children, and a leaf too big alone by lines (a line too big alone by characters); so is a
+//! node nested deeper than [`MAX_DEPTH`], so hostile nesting cannot exhaust the stack. Each
+//! node is measured once and sizes are added, so a file costs one pass however many candidate
+//! pieces it has: for the
 //! model's tokenizer, counts add up over the pieces because its pre-tokenizer splits at
 //! whitespace and punctuation, where syntax nodes begin and end. Pieces are measured whole
 //! once more at the end, and one that still overflows is split by lines.
@@ -16,6 +18,10 @@
 use tree_sitter::{Node, Parser, Tree};
 
 use super::context::Lang;
+
+/// Deepest syntax nesting split by the tree; deeper nodes are split by lines. Real code
+/// nests a few dozen levels; each level costs a stack frame.
+pub const MAX_DEPTH: usize = 256;
 
 /// Parses `text` as `lang`; `None` for prose or when the grammar cannot be loaded.
 pub fn parse(lang: Lang, text: &str) -> Option<Tree> {
@@ -40,7 +46,7 @@ pub fn split_code(
         out: Vec::new(),
         open: None,
     };
-    let covered = packer.children(tree.root_node(), 0);
+    let covered = packer.children(tree.root_node(), 0, 0);
     if covered < text.len() {
         packer.piece(covered, text.len());
     }
@@ -68,9 +74,9 @@ struct Packer<'a> {
 }
 
 impl Packer<'_> {
-    /// Packs the children of `node`, the first one taking the text from `from`; returns where
-    /// the covered text ends.
-    fn children(&mut self, node: Node<'_>, from: usize) -> usize {
+    /// Packs the children of `node` (at `depth` in the tree), the first one taking the text
+    /// from `from`; returns where the covered text ends.
+    fn children(&mut self, node: Node<'_>, from: usize, depth: usize) -> usize {
         let mut at = from;
         let mut cursor = node.walk();
         for child in node.children(&mut cursor) {
@@ -81,12 +87,12 @@ impl Packer<'_> {
             let n = (self.size)(&self.text[at..end]);
             if n <= self.capacity {
                 self.add(at, end, n);
-            } else if child.child_count() > 0 {
+            } else if child.child_count() > 0 && depth < MAX_DEPTH {
                 // A node too big for one piece starts a piece of its own, so a definition's
                 // signature leads its first chunk. (Measured in docs/ranking.md against
                 // carrying doc comments along and against packing straight on.)
                 self.close();
-                let covered = self.children(child, at);
+                let covered = self.children(child, at, depth + 1);
                 if covered < end {
                     self.piece(covered, end);
                 }
@@ -237,6 +243,21 @@ mod tests {
         let got = pieces(Lang::JavaScript, &text, 100);
         assert!(got.len() >= 5, "{got:#?}");
         assert!(got.iter().all(|p| chars(p) <= 100));
+    }
+
+    #[test]
+    fn hostile_nesting_is_split_by_lines_without_exhausting_the_stack() {
+        let depth = 100_000;
+        let text = format!("x = {}1{};\n", "[\n".repeat(depth), "]".repeat(depth));
+        let tree = parse(Lang::JavaScript, &text).unwrap();
+        // A small stack, as rayon's workers have: recursion per level would overflow it.
+        let got = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || split_code(&tree, &text, 200, &chars).len())
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(got > 100, "{got} pieces");
     }
 
     #[test]
