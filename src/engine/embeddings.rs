@@ -317,7 +317,7 @@ impl Engine {
 
 /// Builds the HNSW index of `tier` from every chunk whose text has a cached vector.
 pub fn build_vector_index(store: &Store, tier: Tier) -> Result<VectorIndex> {
-    let index = VectorIndex::new(MODEL_DIMS)?;
+    let index = VectorIndex::for_tier(MODEL_DIMS, tier)?;
     let mut by_hash: std::collections::HashMap<[u8; 32], Vec<u64>> =
         std::collections::HashMap::new();
     store.for_each_chunk(|id, c| by_hash.entry(c.hash).or_default().push(id))?;

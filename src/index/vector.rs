@@ -34,6 +34,18 @@ pub struct VectorIndex {
     dims: usize,
 }
 
+/// Candidates an insert considers, per tier (usearch's `expansion_add`; its default is 128).
+/// The static tier stands in until the transformer catches up and ranks below it; at 64 its
+/// graph builds 1.85x faster (28.0 s instead of 51.8 s for 228,131 static vectors of 150
+/// crates) for recall@10 0.963–0.967 instead of 0.979–0.986 against exact search
+/// (`benches/hnsw.rs`), with NDCG@10 on the quality benchmark unchanged within noise.
+pub fn expansion_add(tier: Tier) -> usize {
+    match tier {
+        Tier::Static => 64,
+        Tier::Transformer => 128,
+    }
+}
+
 fn options(dims: usize) -> IndexOptions {
     IndexOptions {
         dimensions: dims,
@@ -71,6 +83,13 @@ impl VectorIndex {
         })
     }
 
+    /// An empty index of `dims` dimensions for the vectors of `tier` (see [`expansion_add`]).
+    pub fn for_tier(dims: usize, tier: Tier) -> Result<Self> {
+        let index = Self::new(dims)?;
+        index.set_expansion_add(expansion_add(tier));
+        Ok(index)
+    }
+
     /// Loads the snapshot in `dir` if it was saved at `generation`; `None` when it is missing
     /// or stale (then rebuild from the store).
     pub fn load(dir: &Path, tier: Tier, dims: usize, generation: u64) -> Option<Self> {
@@ -85,6 +104,7 @@ impl VectorIndex {
         }
         let index = Index::new(&options(dims)).ok()?;
         index.load(dir.join(snapshot).to_str()?).ok()?;
+        index.change_expansion_add(expansion_add(tier));
         (index.dimensions() == dims).then(|| Self {
             index: RwLock::new(index),
             dims,
@@ -201,6 +221,12 @@ impl VectorIndex {
         items
             .par_iter()
             .try_for_each(|(id, v)| index.add(*id, v).map_err(usearch_err))
+    }
+
+    /// Sets how many candidates an insert considers (usearch's `expansion_add`, default 128):
+    /// fewer make inserts faster and the graph's neighbours less exact.
+    pub fn set_expansion_add(&self, candidates: usize) {
+        self.write().change_expansion_add(candidates);
     }
 
     /// Whether a chunk has a vector in the graph.
