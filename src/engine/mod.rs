@@ -224,13 +224,7 @@ impl Engine {
                 (None, Some(_)) => Some(format!("static distillation of {MODEL_NAME}")),
                 (None, None) => None,
             };
-            s.files_indexed = indexed;
-            s.files_skipped = skipped;
-            s.files_failed = failed;
-            s.chunks = counts.chunks;
-            s.text_docs = text_docs;
-            s.embeddings_cached = counts.vectors;
-            s.static_vectors = counts.static_vectors;
+            set_counts(s, [indexed, skipped, failed], &counts, text_docs);
             s.embeddings_pending = pending;
             s.embeddings_failing = failing;
             s.embed_error = embed_error;
@@ -374,6 +368,23 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Writes an index's counters into a status snapshot: files per state (indexed, skipped,
+/// failed), chunks, text documents, and vectors of each tier.
+fn set_counts(
+    s: &mut StatusSnapshot,
+    [indexed, skipped, failed]: [u64; 3],
+    counts: &crate::store::StoreCounts,
+    text_docs: u64,
+) {
+    s.files_indexed = indexed;
+    s.files_skipped = skipped;
+    s.files_failed = failed;
+    s.chunks = counts.chunks;
+    s.text_docs = text_docs;
+    s.embeddings_cached = counts.vectors;
+    s.static_vectors = counts.static_vectors;
 }
 
 /// Files per state: indexed, skipped, failed.

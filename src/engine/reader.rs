@@ -87,17 +87,11 @@ impl Reader {
         let status = StatusCell::default();
         if purpose.status {
             let text_docs = text.num_docs();
-            let [indexed, skipped, failed] = super::count_states(&store)?;
+            let files = super::count_states(&store)?;
             status.update(|s| {
                 s.phase = Phase::Stopped;
                 s.index_dir = index_dir.display().to_string();
-                s.files_indexed = indexed;
-                s.files_skipped = skipped;
-                s.files_failed = failed;
-                s.chunks = counts.chunks;
-                s.text_docs = text_docs;
-                s.embeddings_cached = counts.vectors;
-                s.static_vectors = counts.static_vectors;
+                super::set_counts(s, files, &counts, text_docs);
             });
         }
         let searcher =

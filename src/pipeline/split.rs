@@ -39,13 +39,7 @@ pub fn split_code(
     capacity: usize,
     size: &dyn Fn(&str) -> usize,
 ) -> Vec<(usize, usize)> {
-    let mut packer = Packer {
-        text,
-        capacity,
-        size,
-        out: Vec::new(),
-        open: None,
-    };
+    let mut packer = Packer::new(text, capacity, size);
     let covered = packer.children(tree.root_node(), 0, 0);
     if covered < text.len() {
         packer.piece(covered, text.len());
@@ -73,7 +67,17 @@ struct Packer<'a> {
     open: Option<(usize, usize, usize)>,
 }
 
-impl Packer<'_> {
+impl<'a> Packer<'a> {
+    fn new(text: &'a str, capacity: usize, size: &'a dyn Fn(&str) -> usize) -> Self {
+        Self {
+            text,
+            capacity,
+            size,
+            out: Vec::new(),
+            open: None,
+        }
+    }
+
     /// Packs the children of `node` (at `depth` in the tree), the first one taking the text
     /// from `from`; returns where the covered text ends.
     fn children(&mut self, node: Node<'_>, from: usize, depth: usize) -> usize {
@@ -160,13 +164,7 @@ fn by_lines(
     capacity: usize,
     size: &dyn Fn(&str) -> usize,
 ) -> Vec<(usize, usize)> {
-    let mut packer = Packer {
-        text,
-        capacity,
-        size,
-        out: Vec::new(),
-        open: None,
-    };
+    let mut packer = Packer::new(text, capacity, size);
     let mut at = start;
     while at < end {
         let line_end = text[at..end].find('\n').map_or(end, |i| at + i + 1);
